@@ -1,0 +1,40 @@
+"""Plant Seedlings Classification: 12 species photographed from above, scored by micro-F1.
+https://www.kaggle.com/c/plant-seedlings-classification"""
+from pipeline.competition import Submission
+from pipeline.layouts import ClassFolders
+from pipeline.metrics import micro_f1
+from pipeline.recipe import Phase, Recipe, differential
+
+slug = "plant-seedlings-classification"
+layout = ClassFolders(train_dir="train", test_dir="test", test_id="name")  # train/<species>/<file>.png
+classes = [
+    "Black-grass", "Charlock", "Cleavers", "Common Chickweed", "Common wheat", "Fat Hen",
+    "Loose Silky-bent", "Maize", "Scentless Mayweed", "Shepherds Purse",
+    "Small-flowered Cranesbill", "Sugar beet",
+]
+metric = micro_f1
+submission = Submission(id_column="file", label_column="species")
+symmetry = "dihedral"  # shot from above: every flip and quarter turn is still the same seedling
+
+recipes = {
+    # 2-core laptop CPU, ~15 min: two of the five folds, head on cached activations, then the
+    # whole network at 128 px growing to 150 px (the images' own size) with differential rates
+    "cpu": Recipe(
+        train_folds=(0, 1),
+        tta=4,
+        phases=(
+            Phase(size=128, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
+            Phase(size=128, epochs=3, lr=differential(3e-3)),
+        ),
+    ),
+    # one GPU: every fold, longer and at higher resolution
+    "gpu": Recipe(
+        batch_size=64,
+        tta=8,
+        phases=(
+            Phase(size=128, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
+            Phase(size=192, epochs=6, lr=differential(2e-3)),
+            Phase(size=256, epochs=6, lr=differential(1e-3)),
+        ),
+    ),
+}

@@ -1,0 +1,70 @@
+"""The command line: `pipeline run <competition>`, `pipeline list`, `pipeline download <competition>`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import PipelineError
+
+
+def _folds(text: str) -> tuple[int, ...] | str:
+    return "all" if text == "all" else tuple(int(k) for k in text.split(","))
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="folds -> train -> predict -> submit -> scores for a competition")
+    run.add_argument("competition")
+    run.add_argument("--data", help="the competition's data folder (default: $PIPELINE_DATA/<competition>, "
+                                    "data/<competition>, or a Kaggle kernel's input)")
+    run.add_argument("--run", help="run name: its folder is data/runs/<competition>/<run> (default: the recipe's name)")
+    run.add_argument("--recipe", help="which of the competition's recipes (default: gpu on CUDA, else cpu)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--arch", help="timm model name")
+    run.add_argument("--weights", help="'imagenet', 'none' (train from scratch) or a weights file")
+    run.add_argument("--folds", type=int, help="number of folds K")
+    run.add_argument("--train-folds", type=_folds, help="folds to train: 'all' or e.g. 0,1")
+    run.add_argument("--tta", type=int, choices=(1, 2, 4, 8), help="test-time views averaged")
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--checkpoint", choices=("last", "best"), help="which weights predict")
+    run.add_argument("--seed", type=int)
+
+    sub.add_parser("list", help="the competitions this installation knows")
+    dl = sub.add_parser("download", help="download a competition's data from Kaggle")
+    dl.add_argument("competition")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            from .competition import available
+            print("\n".join(available()))
+        elif args.command == "download":
+            from .competition import load
+            comp = load(args.competition)
+            raise PipelineError(
+                f"downloading from Kaggle is not built yet: get https://www.kaggle.com/c/{comp.slug}/data "
+                f"with `kaggle competitions download -c {comp.slug}`, unzip it into data/{comp.name}/")
+        elif args.command == "run":
+            from .run import format_scores, run_all, start
+            train_folds = args.train_folds
+            r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
+                      arch=args.arch, weights=args.weights, folds=args.folds, tta=args.tta,
+                      batch_size=args.batch_size, checkpoint=args.checkpoint, seed=args.seed,
+                      train_folds=None if train_folds is None else train_folds)
+            print(format_scores(run_all(r)))
+    except PipelineError as e:
+        print(f"pipeline: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pipeline: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

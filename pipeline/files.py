@@ -1,0 +1,60 @@
+"""Atomic writes and content fingerprints: outputs are complete or absent, never half-written."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it over `path`, on failure delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)  # atomic on POSIX and Windows when on the same filesystem
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def write_parquet(path: Path, df) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def write_csv(path: Path, df) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able values: equal settings give equal keys across runs."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:12]
+
+
+def files_fingerprint(paths: list[Path]) -> str:
+    """Hash of names, sizes and modification times: cheap, and changes when any file does."""
+    rows = []
+    for p in paths:
+        st = os.stat(p)
+        rows.append((str(p), st.st_size, st.st_mtime_ns))
+    return fingerprint(rows)

@@ -1,0 +1,36 @@
+"""Inference with test-time augmentation: class probabilities averaged over dihedral views."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .models import create_model, normalization
+from .trainer import Device
+from .transforms import to_input, tta_views
+
+
+def load_checkpoint(path: Path, dev: Device) -> tuple[torch.nn.Module, dict]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = create_model(ckpt["arch"], ckpt["num_classes"], weights="none")
+    model.load_state_dict(ckpt["model"])
+    fmt = torch.channels_last if dev.channels_last else torch.preserve_format
+    return model.to(dev.device, memory_format=fmt).eval(), ckpt
+
+
+@torch.inference_mode()
+def predict(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict") -> np.ndarray:
+    """Probabilities [N, C] for uint8 images [N, H, W, 3], averaged over `tta` views as
+    probabilities (not logits), as the ensembles built on top of them also average."""
+    mean, std = normalization(model)
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
+        x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
+        p = 0
+        for view in tta_views(x, tta):
+            with dev.autocast():
+                p = p + model(view).float().softmax(1)
+        out.append((p / tta).cpu().numpy())
+    return np.concatenate(out)

@@ -1,0 +1,108 @@
+"""A training recipe: a readable list of phases plus the settings that hold across them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from . import PipelineError
+
+SCHEDULES = ("1cycle", "sgdr", "constant")
+TTA_VIEWS = (1, 2, 4, 8)  # plain; + hflip; + vflip and both; + the transposed four (dihedral group)
+
+
+@dataclass(frozen=True)
+class Phase:
+    size: int                        # square image side in pixels
+    epochs: int
+    lr: float | tuple[float, ...]    # peak learning rate; a tuple gives one per layer group
+    frozen: tuple[str, ...] = ()     # layer groups whose weights stay fixed ("early", "late", "head")
+    schedule: str = "1cycle"         # "1cycle" (cyclical momentum 0.95-0.85-0.95), "sgdr", "constant"
+    cycle_len: int = 1               # sgdr: epochs in the first cycle
+    cycle_mult: int = 1              # sgdr: each cycle is this many times longer than the one before
+    precompute: bool = False         # body frozen: cache its activations once and train the head on them
+
+
+@dataclass(frozen=True)
+class Recipe:
+    phases: tuple[Phase, ...]
+    arch: str = "efficientnet_lite0"  # any timm model name
+    weights: str = "imagenet"         # "imagenet", "none" (train from scratch) or a weights file
+    batch_size: int = 32
+    weight_decay: float = 0.01        # AdamW, decoupled
+    label_smoothing: float = 0.0
+    folds: int = 5
+    train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
+    tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
+    checkpoint: str = "last"          # which weights predict: "last" epoch or "best" validation score
+    seed: int = 0
+
+    def fold_list(self) -> list[int]:
+        return list(range(self.folds)) if self.train_folds is None else list(self.train_folds)
+
+    def with_overrides(self, **changes) -> "Recipe":
+        """A copy with the given settings replaced; None values leave a setting as it is."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def differential(lr: float, groups: int = 3, ratio: float = 3.0) -> tuple[float, ...]:
+    """fast.ai's differential rates: (lr/9, lr/3, lr) for three groups, earliest layers slowest."""
+    return tuple(lr / ratio ** (groups - 1 - i) for i in range(groups))
+
+
+def sgdr_cycle_epochs(epochs: int, cycle_len: int, cycle_mult: int) -> list[int]:
+    """Lengths of the SGDR cycles filling `epochs`; an error if they don't fill it exactly."""
+    cycles, total, n = [], 0, cycle_len
+    while total < epochs:
+        cycles.append(n)
+        total += n
+        n *= cycle_mult
+    if total != epochs:
+        fits = []
+        t, n = 0, cycle_len
+        for _ in range(5):
+            t += n
+            n *= cycle_mult
+            fits.append(t)
+        raise PipelineError(
+            f"sgdr with cycle_len={cycle_len}, cycle_mult={cycle_mult} fills {fits[:5]} epochs, "
+            f"not {epochs}: set the phase's epochs to one of those")
+    return cycles
+
+
+def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int = 8) -> None:
+    """Check a recipe against the model's layer groups (and the views the competition's symmetry
+    allows) before any training starts."""
+    if recipe.tta not in TTA_VIEWS:
+        raise PipelineError(f"{where}: tta={recipe.tta}; use one of {TTA_VIEWS}")
+    if recipe.tta > max_views:
+        raise PipelineError(f"{where}: tta={recipe.tta}, but flipped images change this competition's "
+                            f"labels; use --tta {max_views} or fewer")
+    if recipe.checkpoint not in ("last", "best"):
+        raise PipelineError(f"{where}: checkpoint={recipe.checkpoint!r}; use 'last' or 'best'")
+    if recipe.folds < 2:
+        raise PipelineError(f"{where}: folds={recipe.folds}; cross-validation needs at least 2")
+    bad = [f for f in recipe.fold_list() if not 0 <= f < recipe.folds]
+    if bad:
+        raise PipelineError(f"{where}: train_folds {bad} outside 0..{recipe.folds - 1}")
+    if not recipe.phases:
+        raise PipelineError(f"{where}: the recipe has no phases")
+    for i, p in enumerate(recipe.phases):
+        at = f"{where}, phase {i}"
+        unknown = [g for g in p.frozen if g not in group_names]
+        if unknown:
+            raise PipelineError(f"{at}: unknown layer group {unknown[0]!r}; "
+                                f"this model's groups are {', '.join(group_names)}")
+        if isinstance(p.lr, tuple) and len(p.lr) != len(group_names):
+            raise PipelineError(f"{at}: {len(p.lr)} learning rates for {len(group_names)} layer groups "
+                                f"({', '.join(group_names)}); give one each or a single number")
+        if p.schedule not in SCHEDULES:
+            raise PipelineError(f"{at}: unknown schedule {p.schedule!r}; use one of {SCHEDULES}")
+        if p.schedule == "sgdr":
+            try:
+                sgdr_cycle_epochs(p.epochs, p.cycle_len, p.cycle_mult)
+            except PipelineError as e:
+                raise PipelineError(f"{at}: {e}") from None
+        if p.precompute and set(group_names[:-1]) - set(p.frozen):
+            raise PipelineError(f"{at}: precompute needs every body group frozen: "
+                                f"set frozen={tuple(group_names[:-1])}")
+        if p.epochs < 1 or p.size < 8:
+            raise PipelineError(f"{at}: needs epochs >= 1 and size >= 8")

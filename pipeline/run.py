@@ -1,0 +1,242 @@
+"""`pipeline run`: the stages, in order, each a plain function that reads and writes files in the
+run folder (data/runs/<competition>/<run>/).
+
+    data -> folds -> train (per fold) -> predict (OOF + test, TTA) -> submit -> scores
+
+Every stage records a key: a fingerprint of the settings and upstream results it depends on.
+A re-run skips a stage whose key is unchanged and whose outputs exist, so a changed setting
+re-runs exactly the stages it affects; a killed run resumes from its last finished epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import PipelineError
+from .competition import Competition, load
+from .files import files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
+from .folds import assign_folds
+from .images import ImageCache
+from .locate import find_data
+from .models import GROUP_NAMES, create_model
+from .predict import load_checkpoint, predict
+from .recipe import Recipe, validate as validate_recipe
+from . import submission as sub
+from .trainer import Device, FoldData, fit
+from .transforms import SYMMETRIES
+
+
+@dataclass
+class Run:
+    """Everything the stages share: settings, where things live, and the image tables."""
+    comp: Competition
+    recipe: Recipe
+    recipe_name: str
+    name: str
+    data_dir: Path
+    run_dir: Path
+    submission_path: Path
+    dev: Device
+    train: pd.DataFrame             # id, path, label, y (class index)
+    test: pd.DataFrame              # id, path
+    train_images: ImageCache
+    test_images: ImageCache
+    keys: dict = field(default_factory=dict)
+    times: dict = field(default_factory=dict)
+    log: Callable = print
+
+    def fold_dir(self, k: int) -> Path:
+        return self.run_dir / f"fold{k}"
+
+
+def start(comp_name: str, *, workdir: Path | None = None, data: str | None = None, run: str | None = None,
+          recipe: Recipe | str | None = None, device: str = "auto", log: Callable = print,
+          **overrides) -> Run:
+    """Resolve the settings and find the data (the `data` stage)."""
+    t0 = time.time()
+    workdir = Path(workdir or Path.cwd())
+    comp = load(comp_name)
+    dev = Device.pick(device)
+    if isinstance(recipe, Recipe):
+        recipe_name = "custom"
+    else:
+        recipe_name = recipe or ("gpu" if dev.device.type == "cuda" else "cpu")
+        if recipe_name not in comp.recipes:
+            raise PipelineError(f"{comp.folder}/competition.py: no recipe {recipe_name!r} "
+                                f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
+        recipe = comp.recipes[recipe_name]
+    if overrides.get("train_folds") == "all":
+        recipe, overrides["train_folds"] = replace(recipe, train_folds=None), None
+    recipe = recipe.with_overrides(**overrides)
+    validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
+    data_dir = find_data(comp, data, workdir)
+    train = comp.layout.train(data_dir, comp.classes)
+    train["y"] = train["label"].map({c: i for i, c in enumerate(comp.classes)})
+    test = comp.layout.test(data_dir)
+    name = run or recipe_name
+    cache = workdir / "data" / "cache" / comp.name
+    r = Run(comp, recipe, recipe_name, name, data_dir, workdir / "data" / "runs" / comp.name / name,
+            workdir / "submissions" / comp.name / f"{name}.csv", dev, train, test,
+            ImageCache(list(train["path"]), cache, "decode train"),
+            ImageCache(list(test["path"]), cache, "decode test"), log=log)
+    r.keys["data"] = fingerprint(files_fingerprint(list(train["path"])), list(train["label"]),
+                                 files_fingerprint(list(test["path"])))
+    r.times["data"] = time.time() - t0
+    return r
+
+
+def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None]) -> None:
+    """Run `fn` unless the manifest says it already ran with this key and its outputs exist."""
+    manifest_file = r.run_dir / "stages.json"
+    manifest = read_json(manifest_file, {})
+    r.keys[name] = key
+    done = manifest.get(name, {})
+    if done.get("key") == key and all(p.exists() for p in outputs):
+        r.log(f"[{name}] up to date, skipped")
+        r.times[name] = 0.0
+        return
+    r.log(f"[{name}]")
+    t0 = time.time()
+    fn()
+    r.times[name] = time.time() - t0
+    manifest = read_json(manifest_file, {})
+    manifest[name] = {"key": key, "seconds": round(r.times[name], 1)}
+    write_json(manifest_file, manifest)
+
+
+def folds_stage(r: Run) -> None:
+    folds = assign_folds(r.train["label"], r.recipe.folds, r.recipe.seed)
+    out = pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds})
+    write_csv(r.run_dir / "folds.csv", out)
+
+
+def read_folds(r: Run) -> np.ndarray:
+    folds = pd.read_csv(r.run_dir / "folds.csv", dtype={"id": str, "label": str})
+    if list(folds["id"]) != list(r.train["id"]):
+        raise PipelineError(f"{r.run_dir / 'folds.csv'}: ids differ from the training data; delete it to re-split")
+    return folds["fold"].to_numpy()
+
+
+def train_key(r: Run, k: int) -> str:
+    rc = r.recipe
+    weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
+    return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
+                       rc.weight_decay, rc.label_smoothing, rc.seed, r.comp.classes, r.comp.symmetry)
+
+
+def train_stage(r: Run, folds: np.ndarray) -> None:
+    r.train_images.prepare(sorted({p.size for p in r.recipe.phases}))
+    features: dict = {}  # body activations of the untouched pretrained body, shared by folds
+    y = r.train["y"].to_numpy()
+    for k in r.recipe.fold_list():
+        key = train_key(r, k)
+        done = r.fold_dir(k) / "done.json"
+        if (read_json(done, {}) or {}).get("key") == key:
+            r.log(f" fold {k}: trained, skipped")
+            continue
+        r.log(f" fold {k} of {r.recipe.folds}")
+        model = create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
+        data = FoldData(r.train_images, y, np.flatnonzero(folds != k), np.flatnonzero(folds == k))
+        fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key, r.dev, r.comp.symmetry, features, r.log)
+        write_json(done, {"key": key})
+
+
+def predict_stage(r: Run, folds: np.ndarray) -> None:
+    classes, rc = r.comp.classes, r.recipe
+    oof, test = [], []
+    for k in rc.fold_list():
+        model, ckpt = load_checkpoint(r.fold_dir(k) / f"{rc.checkpoint}.pt", r.dev)
+        size, valid = ckpt["size"], np.flatnonzero(folds == k)
+        p = predict(model, r.train_images[size][valid], rc.tta, r.dev, rc.batch_size * 2, f"fold {k} OOF")
+        oof.append(pd.DataFrame(p, columns=classes).assign(
+            id=r.train["id"].to_numpy()[valid], label=r.train["label"].to_numpy()[valid], fold=k))
+        p = predict(model, r.test_images[size], rc.tta, r.dev, rc.batch_size * 2, f"fold {k} test")
+        test.append(pd.DataFrame(p, columns=classes).assign(id=r.test["id"].to_numpy(), fold=k))
+    front = ["id", "label", "fold"]
+    oof_df = pd.concat(oof, ignore_index=True)
+    write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[front + classes])
+    test_df = pd.concat(test, ignore_index=True)
+    write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + classes])
+
+
+def submit_stage(r: Run) -> None:
+    spec, classes = r.comp.submission, r.comp.classes
+    sample = sub.read_sample(r.data_dir / spec.sample, spec, list(r.test["id"]))
+    preds = pd.read_parquet(r.run_dir / "test_predictions.parquet")
+    mean = preds.groupby("id", sort=False)[classes].mean()  # fold ensemble: average probabilities
+    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec)
+    sub.validate(out, sample, classes, spec)
+    sub.write(out, r.submission_path)
+
+
+def scores_stage(r: Run) -> dict:
+    """Per-fold and OOF scores, stage times and the resolved settings, saved and returned."""
+    classes, metric = r.comp.classes, r.comp.metric
+    oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
+    index = {c: i for i, c in enumerate(classes)}
+    def score(df): return metric(df["label"].map(index).to_numpy(), df[classes].to_numpy())
+    folds = [{"fold": int(k), "images": len(df), metric.name: score(df)} for k, df in oof.groupby("fold")]
+    result = {
+        "competition": r.comp.name, "run": r.name, "metric": metric.name,
+        "folds": folds, "oof": score(oof), "oof_images": len(oof),
+        "mean": float(np.mean([f[metric.name] for f in folds])),
+        "std": float(np.std([f[metric.name] for f in folds])),
+        "trained_folds": r.recipe.fold_list(), "total_folds": r.recipe.folds,
+        "seconds": {k: round(v, 1) for k, v in r.times.items()},
+        "submission": str(r.submission_path),
+    }
+    write_json(r.run_dir / "scores.json", result)
+    return result
+
+
+def settings(r: Run) -> dict:
+    return {"competition": r.comp.name, "slug": r.comp.slug, "run": r.name, "recipe_name": r.recipe_name,
+            "recipe": asdict(r.recipe), "data_dir": str(r.data_dir), "device": str(r.dev.device),
+            "amp": str(r.dev.amp_dtype), "train_images": len(r.train), "test_images": len(r.test)}
+
+
+def run_all(r: Run) -> dict:
+    r.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(r.run_dir / "settings.json", settings(r))
+    rc = r.recipe
+    trained = rc.fold_list()
+    if len(trained) < rc.folds:
+        r.log(f"training folds {','.join(map(str, trained))} of {rc.folds} (recipe {r.recipe_name!r}); "
+              f"--train-folds all trains every fold")
+    stage(r, "folds", fingerprint(r.keys["data"], rc.folds, rc.seed), [r.run_dir / "folds.csv"],
+          lambda: folds_stage(r))
+    folds = read_folds(r)
+    fold_keys = [train_key(r, k) for k in trained]
+    stage(r, "train", fingerprint(fold_keys),
+          [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds))
+    stage(r, "predict", fingerprint(fold_keys, rc.tta, rc.checkpoint, r.keys["data"]),
+          [r.run_dir / "oof_predictions.parquet", r.run_dir / "test_predictions.parquet"],
+          lambda: predict_stage(r, folds))
+    sample_file = r.data_dir / r.comp.submission.sample
+    stage(r, "submit", fingerprint(r.keys["predict"], asdict(r.comp.submission),
+                                   files_fingerprint([sample_file]) if sample_file.exists() else None),
+          [r.submission_path], lambda: submit_stage(r))
+    t0 = time.time()
+    result = scores_stage(r)
+    result["seconds"]["scores"] = round(time.time() - t0, 1)
+    write_json(r.run_dir / "scores.json", result)
+    return result
+
+
+def format_scores(result: dict) -> str:
+    m = result["metric"]
+    lines = [f"{result['competition']} / run {result['run']}: folds "
+             f"{','.join(map(str, result['trained_folds']))} of {result['total_folds']}",
+             f"{'fold':>6} {'images':>7} {m:>10}"]
+    lines += [f"{f['fold']:>6} {f['images']:>7} {f[m]:>10.4f}" for f in result["folds"]]
+    lines.append(f"{'OOF':>6} {result['oof_images']:>7} {result['oof']:>10.4f}   "
+                 f"(fold mean {result['mean']:.4f} ± {result['std']:.4f})")
+    lines.append("stage seconds: " + "  ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items())
+                 + f"  total {sum(result['seconds'].values()):.0f}")
+    lines.append(f"submission: {result['submission']}")
+    return "\n".join(lines)

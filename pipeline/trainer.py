@@ -1,0 +1,264 @@
+"""The shared trainer: a loop over a recipe's phases, each a loop over epochs of
+`train_one_epoch` then `validate`. One fold at a time; resumable after every epoch.
+
+A phase fixes the image size, which layer groups are frozen, the peak learning rate of each
+group and the schedule. Progressive resizing is simply a later phase at a larger size on the same
+weights. A phase with `precompute` runs the frozen body once over the images and trains the head
+on the cached activations, which on a CPU turns minutes into seconds.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .files import atomic_path, write_csv
+from .images import ImageCache
+from .metrics import Metric
+from .models import freeze, layer_groups, normalization, train_mode
+from .recipe import Phase, Recipe
+from .schedules import lr_at
+from .transforms import ImageDataset, to_input, train_augment
+
+
+@dataclass
+class FoldData:
+    images: ImageCache       # every training image; indexed by train_idx / valid_idx
+    labels: np.ndarray       # class index per image
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+
+
+@dataclass
+class Device:
+    """Where and how to run: CUDA with autocast and channels_last when present, else the CPU."""
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    workers: int
+    channels_last: bool = True  # faster for convnets on both CUDA and CPU (oneDNN)
+
+    @classmethod
+    def pick(cls, name: str = "auto") -> "Device":
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        dev = torch.device(name)
+        if dev.type == "cuda":
+            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return cls(dev, amp, workers=min(8, os.cpu_count() or 1))
+        # on a CPU, loader workers would take cores from the model; augmenting small cached
+        # images in the main process costs far less than the forward/backward pass
+        return cls(dev, None, workers=0)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+
+def make_optimizer(groups: dict[str, list[nn.Parameter]], phase: Phase, weight_decay: float):
+    """AdamW with one param group per (layer group, decay or not), each carrying its peak rate.
+    Frozen groups are left out; biases and norm weights get no weight decay."""
+    names = list(groups)
+    peaks = phase.lr if isinstance(phase.lr, tuple) else (phase.lr,) * len(names)
+    param_groups = []
+    for name, peak in zip(names, peaks):
+        if name in phase.frozen:
+            continue
+        decay = [p for p in groups[name] if p.ndim > 1]
+        no_decay = [p for p in groups[name] if p.ndim <= 1]
+        for ps, wd in ((decay, weight_decay), (no_decay, 0.0)):
+            if ps:
+                param_groups.append({"params": ps, "lr": peak, "peak_lr": peak, "weight_decay": wd,
+                                     "layer_group": name})
+    return torch.optim.AdamW(param_groups, betas=(0.9, 0.99))
+
+
+def set_schedule(optimizer, phase: Phase, step: int, steps_per_epoch: int) -> tuple[float, float | None]:
+    mult, momentum = lr_at(phase, step, steps_per_epoch)
+    for g in optimizer.param_groups:
+        g["lr"] = g["peak_lr"] * mult
+        if momentum is not None:
+            g["betas"] = (momentum, g["betas"][1])
+    return mult, momentum
+
+
+def train_one_epoch(model, loader, optimizer, phase: Phase, epoch: int, prepare: Callable,
+                    dev: Device, label_smoothing: float, desc: str) -> list[dict]:
+    """One pass over `loader`; returns one row per step (lr, momentum, loss)."""
+    steps, rows = len(loader), []
+    scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    for i, (x, y) in enumerate(bar):
+        step = epoch * steps + i
+        set_schedule(optimizer, phase, step, steps)
+        x, y = prepare(x), y.to(dev.device, non_blocking=True)
+        with dev.autocast():
+            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss = loss.item()
+        g = optimizer.param_groups[-1]  # the fastest group: the head's, or the latest unfrozen
+        rows.append({"step": step, "lr": g["lr"], "momentum": g["betas"][0], "loss": loss})
+        bar.set_postfix(loss=f"{loss:.3f}")
+    return rows
+
+
+@torch.inference_mode()
+def validate(model, loader, prepare: Callable, dev: Device) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and class probabilities over `loader`."""
+    model.eval()
+    losses, probs = [], []
+    for x, y in loader:
+        with dev.autocast():
+            logits = model(prepare(x)).float()
+        losses.append(F.cross_entropy(logits, y.to(dev.device), reduction="sum").item())
+        probs.append(logits.softmax(1).cpu().numpy())
+    p = np.concatenate(probs)
+    return sum(losses) / len(p), p
+
+
+@torch.inference_mode()
+def body_features(model, images: np.ndarray, dev: Device, batch_size: int) -> torch.Tensor:
+    """Pooled activations of the body (everything before the classifier) for uint8 images."""
+    model.eval()
+    mean, std = normalization(model)
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), desc="precompute activations", leave=False):
+        x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
+        with dev.autocast():
+            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
+    return torch.cat(out)
+
+
+def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, key: str,
+        dev: Device, symmetry: str = "hflip", feature_cache: dict | None = None,
+        log: Callable = print) -> pd.DataFrame:
+    """Train one fold through every phase of the recipe. Writes to `out_dir`: last.pt, best.pt,
+    history.csv (one row per epoch), steps.csv (one per step), and state.pt for resuming, which
+    is only trusted when its `key` (a fingerprint of everything that shapes training) matches."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups = layer_groups(model)
+    model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
+    mean, std = normalization(model)
+    def prepare(x): return to_input(x, mean, std, dev.device, dev.channels_last)
+    state = _resume_state(out_dir, key)
+    if state:
+        model.load_state_dict(state["model"])
+        torch.set_rng_state(state["rng"])
+        log(f"  resuming at phase {state['phase']}, epoch {state['epoch']}")
+    history, steps = (state["history"], state["steps"]) if state else ([], [])
+    best = state["best"] if state else None
+    for pi, phase in enumerate(recipe.phases):
+        if state and pi < state["phase"]:
+            continue
+        freeze(model, groups, phase.frozen)
+        optimizer = make_optimizer(groups, phase, recipe.weight_decay)
+        first_epoch = 0
+        if state and pi == state["phase"] and state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            first_epoch = state["epoch"]
+        seed = recipe.seed * 1000 + pi
+        if phase.precompute:
+            net, train_ds, valid_ds, prep = _head_on_features(model, phase, data, dev, recipe,
+                                                              feature_cache, pristine_body(recipe, pi))
+        else:
+            net, prep = model, prepare
+            imgs = data.images[phase.size]
+            train_ds = ImageDataset(imgs[data.train_idx], data.labels[data.train_idx], train_augment(seed, symmetry))
+            valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
+        for epoch in range(first_epoch, phase.epochs):
+            t0 = time.time()
+            gen = torch.Generator().manual_seed(seed * 100 + epoch)
+            bs = min(recipe.batch_size, len(train_ds))
+            train_dl = torch.utils.data.DataLoader(train_ds, bs, shuffle=True, drop_last=True,
+                                                   generator=gen, num_workers=dev.workers,
+                                                   worker_init_fn=_seed_worker, pin_memory=dev.device.type == "cuda")
+            valid_dl = torch.utils.data.DataLoader(valid_ds, bs * 2, num_workers=dev.workers)
+            if phase.precompute:
+                net.train()
+            else:
+                train_mode(model)
+            where = f"phase {pi + 1}/{len(recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
+            rows = train_one_epoch(net, train_dl, optimizer, phase, epoch, prep, dev,
+                                   recipe.label_smoothing, where)
+            valid_loss, probs = validate(net, valid_dl, prep, dev)
+            score = metric(data.labels[data.valid_idx], probs)
+            steps += [{"phase": pi, "epoch": epoch, **r} for r in rows]
+            train_loss = float(np.mean([r["loss"] for r in rows]))
+            history.append({"phase": pi, "epoch": epoch, "size": phase.size, "train_loss": train_loss,
+                            "valid_loss": valid_loss, metric.name: score, "seconds": time.time() - t0})
+            log(f"  {where}  train_loss {train_loss:.4f}  valid_loss {valid_loss:.4f}  "
+                f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
+            ckpt = _checkpoint(model, recipe, history[-1])
+            if best is None or metric.better(score, best):
+                best = score
+                _save(ckpt, out_dir / "best.pt")
+            last_epoch = epoch + 1 == phase.epochs
+            _save({"key": key, "phase": pi + last_epoch, "epoch": 0 if last_epoch else epoch + 1,
+                   "model": model.state_dict(), "optimizer": None if last_epoch else optimizer.state_dict(),
+                   "rng": torch.get_rng_state(), "history": history, "steps": steps, "best": best},
+                  out_dir / "state.pt")
+        state = None
+    _save(_checkpoint(model, recipe, history[-1]), out_dir / "last.pt")
+    write_csv(out_dir / "steps.csv", pd.DataFrame(steps))
+    write_csv(out_dir / "history.csv", pd.DataFrame(history))
+    (out_dir / "state.pt").unlink(missing_ok=True)
+    return pd.DataFrame(history)
+
+
+def pristine_body(recipe: Recipe, phase_index: int) -> bool:
+    """True while no earlier phase has trained the body: its activations are then the same for
+    every fold and can be shared between them."""
+    return all(p.precompute for p in recipe.phases[:phase_index])
+
+
+def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: Recipe,
+                      cache: dict | None, shareable: bool):
+    """The classifier and datasets of (activation, label) pairs for a precompute phase."""
+    feats = cache.get(phase.size) if (cache is not None and shareable) else None
+    if feats is None:
+        feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2).cpu()
+        if cache is not None and shareable:
+            cache[phase.size] = feats
+    y = torch.as_tensor(np.asarray(data.labels))
+    train_ds = torch.utils.data.TensorDataset(feats[data.train_idx], y[data.train_idx])
+    valid_ds = torch.utils.data.TensorDataset(feats[data.valid_idx], y[data.valid_idx])
+    return model.get_classifier(), train_ds, valid_ds, lambda x: x.to(dev.device)
+
+
+def _checkpoint(model, recipe: Recipe, row: dict) -> dict:
+    """What predicting needs: the weights and the architecture and image size they were trained at."""
+    return {"model": model.state_dict(), "arch": recipe.arch, "num_classes": model.num_classes,
+            "size": row["size"], "phase": row["phase"], "epoch": row["epoch"], "history": row}
+
+
+def _resume_state(out_dir: Path, key: str) -> dict | None:
+    f = out_dir / "state.pt"
+    if not f.exists():
+        return None
+    state = torch.load(f, map_location="cpu", weights_only=False)
+    return state if state.get("key") == key else None
+
+
+def _save(obj: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # each loader worker gets its own augmentation stream (albumentations would repeat one)
+    info = torch.utils.data.get_worker_info()
+    seed = torch.initial_seed() % 2**31
+    aug = getattr(info.dataset, "augment", None)
+    if aug is not None:
+        aug.set_random_seed(seed)
+    np.random.seed(seed)

@@ -1,0 +1,60 @@
+"""Augmentations (albumentations, on uint8 images already at the phase's size) and TTA views."""
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import torch
+
+
+# Which flips keep an image's label, declared by each competition:
+#   "dihedral": any flip or 90-degree turn (seedlings from above, cells, satellite tiles)
+#   "hflip":    mirror left-right only (photos of dogs, cats, street scenes)
+#   "none":     no flips (digits, text: a mirrored 6 is not a 6)
+SYMMETRIES = {"dihedral": 8, "hflip": 2, "none": 1}  # and the TTA views each allows
+
+
+def train_augment(seed: int, symmetry: str = "hflip") -> A.Compose:
+    """Label-preserving flips, small rotations, scale, shift and lighting. Images are cached at
+    the phase's size, so no resize is needed here."""
+    return A.Compose([
+        A.HorizontalFlip(p=0.5 if symmetry != "none" else 0.0),
+        A.VerticalFlip(p=0.5 if symmetry == "dihedral" else 0.0),
+        A.RandomRotate90(p=0.5 if symmetry == "dihedral" else 0.0),
+        A.Affine(rotate=(-20, 20), scale=(0.9, 1.15), translate_percent=(-0.05, 0.05),
+                 border_mode=0, p=0.75),  # cv2.BORDER_CONSTANT
+        A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
+    ], seed=seed)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """uint8 HWC images (and labels) from an array; normalisation happens on the device, batched."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, augment=None):
+        self.images, self.labels, self.augment = images, labels, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        img = self.images[i]
+        if self.augment is not None:
+            img = self.augment(image=img)["image"]
+        x = torch.from_numpy(np.ascontiguousarray(img))
+        return (x, int(self.labels[i])) if self.labels is not None else x
+
+
+def to_input(batch: torch.Tensor, mean, std, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> normalised float [B, 3, H, W] on `device`."""
+    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    x = (x - m) / s
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def tta_views(x: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """The first n of the 8 dihedral views of a [B, C, H, W] batch: plain, hflip, vflip, both,
+    then the same four transposed. n never exceeds what the competition's symmetry allows."""
+    views = [x, x.flip(3), x.flip(2), x.flip(2, 3)]
+    views += [v.transpose(2, 3) for v in views]
+    return views[:n]
