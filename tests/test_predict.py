@@ -1,0 +1,37 @@
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.predict import predict
+from pipeline.trainer import Device
+from pipeline.transforms import tta_views
+
+
+class CornerModel(nn.Module):
+    """Logits = the top-left pixel's three channels: each flipped view sees a different pixel."""
+    pretrained_cfg = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+
+    def forward(self, x):
+        return x[:, :, 0, 0] * 10
+
+
+def test_tta_views_are_the_dihedral_group():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    views = tta_views(x, 8)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    assert torch.equal(views[0], x) and torch.equal(views[1], x.flip(3))
+    assert len(tta_views(x, 2)) == 2
+
+
+def test_tta_averages_probabilities_over_views():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    dev = Device.pick("cpu")
+    model = CornerModel()
+    for n in (1, 2, 4, 8):
+        got = predict(model, images, n, dev, batch_size=2)
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        want = torch.stack([(v[:, :, 0, 0] * 10).softmax(1) for v in tta_views(x, n)]).mean(0)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)
+    assert not np.allclose(predict(model, images, 1, dev, 2), predict(model, images, 4, dev, 2))
