@@ -33,11 +33,13 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 class ImageCache:
     """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3]."""
 
-    def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode"):
+    def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode",
+                 key: str | None = None):
         self.paths = [Path(p) for p in paths]
         self.cache_dir = cache_dir
         self.progress = progress
-        self._key = files_fingerprint(self.paths) if cache_dir else None
+        # names the disk copies: a changed, added or removed file gives new ones
+        self._key = key or (files_fingerprint(self.paths) if cache_dir else None)
         self._arrays: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:

@@ -31,6 +31,10 @@ from .trainer import Device, FoldData, fit
 from .transforms import SYMMETRIES
 
 
+def say(*parts) -> None:
+    print(*parts, flush=True)  # progress lines must show up promptly in logs and Kaggle kernels
+
+
 @dataclass
 class Run:
     """Everything the stages share: settings, where things live, and the image tables."""
@@ -48,14 +52,14 @@ class Run:
     test_images: ImageCache
     keys: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
-    log: Callable = print
+    log: Callable = say
 
     def fold_dir(self, k: int) -> Path:
         return self.run_dir / f"fold{k}"
 
 
 def start(comp_name: str, *, workdir: Path | None = None, data: str | None = None, run: str | None = None,
-          recipe: Recipe | str | None = None, device: str = "auto", log: Callable = print,
+          recipe: Recipe | str | None = None, device: str = "auto", log: Callable = say,
           **overrides) -> Run:
     """Resolve the settings and find the data (the `data` stage)."""
     t0 = time.time()
@@ -82,12 +86,12 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
     sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]))
     name = run or recipe_name
     cache = workdir / "data" / "cache" / comp.name
+    train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     r = Run(comp, recipe, recipe_name, name, data_dir, workdir / "data" / "runs" / comp.name / name,
             workdir / "submissions" / comp.name / f"{name}.csv", dev, train, test,
-            ImageCache(list(train["path"]), cache, "decode train"),
-            ImageCache(list(test["path"]), cache, "decode test"), log=log)
-    r.keys["data"] = fingerprint(files_fingerprint(list(train["path"])), list(train["label"]),
-                                 files_fingerprint(list(test["path"])))
+            ImageCache(list(train["path"]), cache, "decode train", train_files),
+            ImageCache(list(test["path"]), cache, "decode test", test_files), log=log)
+    r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files)
     r.times["data"] = time.time() - t0
     return r
 
@@ -207,6 +211,8 @@ def run_all(r: Run) -> dict:
     write_json(r.run_dir / "settings.json", settings(r))
     rc = r.recipe
     trained = rc.fold_list()
+    r.log(f"{r.comp.name}: recipe {r.recipe_name}, {rc.arch} ({rc.weights} weights), {len(r.train)} train / "
+          f"{len(r.test)} test images from {r.data_dir}, device {r.dev.device}; run folder {r.run_dir}")
     if len(trained) < rc.folds:
         r.log(f"training folds {','.join(map(str, trained))} of {rc.folds} (recipe {r.recipe_name!r}); "
               f"--train-folds all trains every fold")

@@ -43,7 +43,7 @@ def test_digits_end_to_end(workdir):
 
 
 def test_plant_seedlings_end_to_end_and_reruns(workdir, plant_data):
-    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    recipe = replace(shrink(load("plant-seedlings").recipes["cpu"]), train_folds=(0, 1))
     result = run("plant-seedlings", recipe, data=str(plant_data))
     assert result["trained_folds"] == [0, 1] and result["total_folds"] == 5
     assert result["oof_images"] == 24  # 2 of 5 folds of 60 images
