@@ -31,8 +31,9 @@ def test_digits_end_to_end(workdir):
     sample = pd.read_csv(data / "sample_submission.csv", dtype=str)
     assert list(sub.columns) == ["id", "label"] and list(sub["id"]) == list(sample["id"])
     assert set(sub["label"]) <= {str(d) for d in range(10)}
-    assert [f["fold"] for f in result["folds"]] == [0, 1, 2]
-    assert result["oof_images"] == len(pd.read_csv(data / "train.csv"))
+    folds = pd.read_csv(workdir / "data" / "runs" / "digits" / "custom" / "folds.csv")
+    assert [f["fold"] for f in result["folds"]] == recipe.fold_list()
+    assert result["oof_images"] == folds["fold"].isin(recipe.fold_list()).sum()
     run_dir = workdir / "data" / "runs" / "digits" / "custom"
     for f in ("settings.json", "scores.json", "folds.csv", "oof_predictions.parquet", "test_predictions.parquet",
               "fold0/last.pt", "fold0/best.pt", "fold0/history.csv", "fold0/steps.csv"):

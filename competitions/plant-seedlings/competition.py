@@ -24,6 +24,7 @@ recipes = {
     "cpu": Recipe(
         train_folds=(0,),
         tta=4,
+        label_smoothing=0.1,
         phases=(
             Phase(size=128, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
             Phase(size=96, epochs=3, lr=differential(4e-3), frozen=("early",)),
