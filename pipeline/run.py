@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import PipelineError
 from .competition import Competition, load
@@ -146,6 +147,7 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
             r.log(f" fold {k}: trained, skipped")
             continue
         r.log(f" fold {k} of {r.recipe.folds}")
+        torch.manual_seed(r.recipe.seed)  # any freshly initialised layers start the same every run
         model = create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
         data = FoldData(r.train_images, y, np.flatnonzero(folds != k), np.flatnonzero(folds == k))
         fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key, r.dev, r.comp.symmetry, features, r.log)

@@ -181,7 +181,10 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
         for epoch in range(first_epoch, phase.epochs):
             t0 = time.time()
+            # shuffling and augmentation seeded per epoch: a resumed run sees the same batches
             gen = torch.Generator().manual_seed(seed * 100 + epoch)
+            if getattr(train_ds, "augment", None) is not None:
+                train_ds.augment.set_random_seed(seed * 100 + epoch)
             bs = min(recipe.batch_size, len(train_ds))
             train_dl = torch.utils.data.DataLoader(train_ds, bs, shuffle=True, drop_last=True,
                                                    generator=gen, num_workers=dev.workers,
@@ -233,7 +236,7 @@ def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: 
         feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2).cpu()
         if cache is not None and shareable:
             cache[phase.size] = feats
-    y = torch.as_tensor(np.asarray(data.labels))
+    y = torch.tensor(data.labels)
     train_ds = torch.utils.data.TensorDataset(feats[data.train_idx], y[data.train_idx])
     valid_ds = torch.utils.data.TensorDataset(feats[data.valid_idx], y[data.valid_idx])
     return model.get_classifier(), train_ds, valid_ds, lambda x: x.to(dev.device)

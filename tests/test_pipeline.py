@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+import torch
 
 from pipeline.competition import load
 from pipeline.files import read_json
@@ -92,3 +93,9 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_no_submission(workd
     assert sum("epoch 1/2" in l for l in log) == 0  # the finished epoch was not trained again
     assert len(pd.read_csv(fold_dir / "history.csv")) == 2
     assert read_json(fold_dir.parent / "scores.json")["trained_folds"] == [0]
+
+    # and it ends with exactly the weights of a run that was never interrupted
+    run("plant-seedlings", recipe, data=str(plant_data), run="uninterrupted")
+    resumed = torch.load(fold_dir / "last.pt", weights_only=False)["model"]
+    straight = torch.load(fold_dir.parent.parent / "uninterrupted" / "fold0" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
