@@ -36,6 +36,7 @@ recipes = {
     "gpu": Recipe(
         batch_size=64,
         tta=8,
+        label_smoothing=0.1,
         phases=(
             Phase(size=128, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
             Phase(size=192, epochs=6, lr=differential(2e-3)),
