@@ -27,7 +27,7 @@ recipes = {
         label_smoothing=0.1,
         phases=(
             Phase(size=128, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
-            Phase(size=96, epochs=3, lr=differential(4e-3), frozen=("early",)),
+            Phase(size=96, epochs=2, lr=differential(4e-3), frozen=("early",)),
             Phase(size=128, epochs=3, lr=differential(2e-3), frozen=("early",)),
             Phase(size=150, epochs=3, lr=differential(1e-3)),
         ),
