@@ -61,7 +61,7 @@ class ImageCache:
                 continue
             f = self._file(s)
             if f is not None and f.exists():
-                self._arrays[s] = np.load(f, mmap_mode=None)
+                self._arrays[s] = np.load(f)
             else:
                 missing.append(s)
         if not missing:
