@@ -30,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int)
     run.add_argument("--checkpoint", choices=("last", "best"), help="which weights predict")
     run.add_argument("--seed", type=int)
+    run.add_argument("--oversample", type=lambda t: t if t in ("none", "max") else float(t),
+                     help="rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]")
 
     sub.add_parser("list", help="the competitions this installation knows")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle")
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             train_folds = args.train_folds
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
                       arch=args.arch, weights=args.weights, folds=args.folds, tta=args.tta,
-                      batch_size=args.batch_size, checkpoint=args.checkpoint, seed=args.seed,
+                      batch_size=args.batch_size, checkpoint=args.checkpoint, seed=args.seed, oversample=args.oversample,
                       train_folds=None if train_folds is None else train_folds)
             print(format_scores(run_all(r)))
     except PipelineError as e:

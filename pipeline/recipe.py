@@ -29,6 +29,7 @@ class Recipe:
     batch_size: int = 32
     weight_decay: float = 0.01        # AdamW, decoupled
     label_smoothing: float = 0.0
+    oversample: str | float = "none"  # rare classes per epoch: "none", "max", or a power in [0, 1]
     folds: int = 5
     train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
     tta: int = 2                      # test-time views averaged, one of TTA_VIEWS

@@ -133,7 +133,8 @@ def train_key(r: Run, k: int) -> str:
     rc = r.recipe
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
     return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
-                       rc.weight_decay, rc.label_smoothing, rc.seed, r.comp.classes, r.comp.symmetry)
+                       rc.weight_decay, rc.label_smoothing, rc.oversample, rc.seed, r.comp.classes,
+                       r.comp.symmetry)
 
 
 def train_stage(r: Run, folds: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from .images import ImageCache
 from .metrics import Metric
 from .models import freeze, layer_groups, normalization, train_mode
 from .recipe import Phase, Recipe
+from .sampling import epoch_indices
 from .schedules import lr_at
 from .transforms import ImageDataset, to_input, train_augment
 
@@ -181,12 +182,15 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
         for epoch in range(first_epoch, phase.epochs):
             t0 = time.time()
-            # shuffling and augmentation seeded per epoch: a resumed run sees the same batches
-            gen = torch.Generator().manual_seed(seed * 100 + epoch)
+            # sampling and augmentation seeded per epoch: a resumed run sees the same batches
+            order = epoch_indices(data.labels[data.train_idx], recipe.oversample,
+                                  np.random.default_rng(seed * 100 + epoch))
             if getattr(train_ds, "augment", None) is not None:
                 train_ds.augment.set_random_seed(seed * 100 + epoch)
-            bs = min(recipe.batch_size, len(train_ds))
-            train_dl = torch.utils.data.DataLoader(train_ds, bs, shuffle=True, drop_last=True,
+            gen = torch.Generator().manual_seed(seed * 100 + epoch)
+            bs = min(recipe.batch_size, len(order))
+            epoch_ds = torch.utils.data.Subset(train_ds, order.tolist())
+            train_dl = torch.utils.data.DataLoader(epoch_ds, bs, shuffle=True, drop_last=True,
                                                    generator=gen, num_workers=dev.workers,
                                                    worker_init_fn=_seed_worker, pin_memory=dev.device.type == "cuda")
             valid_dl = torch.utils.data.DataLoader(valid_ds, bs * 2, num_workers=dev.workers)
@@ -265,7 +269,7 @@ def _seed_worker(worker_id: int) -> None:
     # each loader worker gets its own augmentation stream (albumentations would repeat one)
     info = torch.utils.data.get_worker_info()
     seed = torch.initial_seed() % 2**31
-    aug = getattr(info.dataset, "augment", None)
+    aug = getattr(getattr(info.dataset, "dataset", info.dataset), "augment", None)  # through Subset
     if aug is not None:
         aug.set_random_seed(seed)
     np.random.seed(seed)
