@@ -53,11 +53,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"with `kaggle competitions download -c {comp.slug}`, unzip it into data/{comp.name}/")
         elif args.command == "run":
             from .run import format_scores, run_all, start
-            train_folds = args.train_folds
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
                       arch=args.arch, weights=args.weights, folds=args.folds, tta=args.tta,
                       batch_size=args.batch_size, checkpoint=args.checkpoint, seed=args.seed, oversample=args.oversample,
-                      train_folds=None if train_folds is None else train_folds)
+                      train_folds=args.train_folds)
             print(format_scores(run_all(r)))
     except PipelineError as e:
         print(f"pipeline: error: {e}", file=sys.stderr)

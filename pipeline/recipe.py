@@ -57,14 +57,9 @@ def sgdr_cycle_epochs(epochs: int, cycle_len: int, cycle_mult: int) -> list[int]
         total += n
         n *= cycle_mult
     if total != epochs:
-        fits = []
-        t, n = 0, cycle_len
-        for _ in range(5):
-            t += n
-            n *= cycle_mult
-            fits.append(t)
+        fits = [cycle_len * sum(cycle_mult ** i for i in range(k)) for k in range(1, 6)]
         raise PipelineError(
-            f"sgdr with cycle_len={cycle_len}, cycle_mult={cycle_mult} fills {fits[:5]} epochs, "
+            f"sgdr with cycle_len={cycle_len}, cycle_mult={cycle_mult} fills {fits} epochs, "
             f"not {epochs}: set the phase's epochs to one of those")
     return cycles
 

@@ -111,7 +111,6 @@ def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], Non
     t0 = time.time()
     fn()
     r.times[name] = time.time() - t0
-    manifest = read_json(manifest_file, {})
     manifest[name] = {"key": key, "seconds": round(r.times[name], 1)}
     write_json(manifest_file, manifest)
 
@@ -184,7 +183,7 @@ def submit_stage(r: Run) -> None:
 
 
 def scores_stage(r: Run) -> dict:
-    """Per-fold and OOF scores, stage times and the resolved settings, saved and returned."""
+    """Per-fold and OOF scores and stage times (the resolved settings are in settings.json)."""
     classes, metric = r.comp.classes, r.comp.metric
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
     index = {c: i for i, c in enumerate(classes)}
@@ -199,7 +198,6 @@ def scores_stage(r: Run) -> dict:
         "seconds": {k: round(v, 1) for k, v in r.times.items()},
         "submission": str(r.submission_path),
     }
-    write_json(r.run_dir / "scores.json", result)
     return result
 
 
