@@ -1,4 +1,5 @@
-"""The command line: `pipeline run <competition>`, `pipeline list`, `pipeline download <competition>`."""
+"""The command line: `pipeline run <competition>`, `pipeline snapshots <competition>`, `pipeline list`,
+`pipeline download <competition>`."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,10 @@ from . import PipelineError
 
 def _folds(text: str) -> tuple[int, ...] | str:
     return "all" if text == "all" else tuple(int(k) for k in text.split(","))
+
+
+def _snapshots(text: str) -> int | tuple[str, ...]:
+    return int(text) if text.isdigit() else tuple(text.split(","))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +37,21 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--oversample", type=lambda t: t if t in ("none", "max") else float(t),
                      help="rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]")
+    run.add_argument("--snapshots", type=_snapshots,
+                     help="predict with the last N cycle-end snapshots of each fold, or these names "
+                          "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint")
+    run.add_argument("--swa", type=int, dest="swa_epochs", metavar="EPOCHS",
+                     help="SWA round: this many more epochs at the last phase's size, weights averaged at "
+                          "each epoch end, BatchNorm recomputed; 0: off")
+    run.add_argument("--swa-schedule", choices=("sgdr", "constant"),
+                     help="SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)")
+    run.add_argument("--hard-negatives", type=float, metavar="FRACTION",
+                     help="mining round: this fraction of each fold's hardest training images added again "
+                          "for one more epoch; 0: off")
+
+    snaps = sub.add_parser("snapshots", help="list a run's snapshots (and SWA model) per fold")
+    snaps.add_argument("competition")
+    snaps.add_argument("--run", help="run name (default: the only run, or cpu/gpu)")
 
     sub.add_parser("list", help="the competitions this installation knows")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle")
@@ -56,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
                       arch=args.arch, weights=args.weights, folds=args.folds, tta=args.tta,
                       batch_size=args.batch_size, checkpoint=args.checkpoint, seed=args.seed, oversample=args.oversample,
-                      train_folds=args.train_folds)
+                      train_folds=args.train_folds, snapshots=args.snapshots, swa_epochs=args.swa_epochs,
+                      swa_schedule=args.swa_schedule, hard_negatives=args.hard_negatives)
             print(format_scores(run_all(r)))
+        elif args.command == "snapshots":
+            from .run import list_snapshots
+            print(list_snapshots(args.competition, args.run))
     except PipelineError as e:
         print(f"pipeline: error: {e}", file=sys.stderr)
         return 2

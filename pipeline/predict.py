@@ -20,17 +20,26 @@ def load_checkpoint(path: Path, dev: Device) -> tuple[torch.nn.Module, dict]:
     return model.to(dev.device, memory_format=fmt).eval(), ckpt
 
 
-@torch.inference_mode()
 def predict(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict") -> np.ndarray:
-    """Probabilities [N, C] for uint8 images [N, H, W, 3], averaged over `tta` views as
-    probabilities (not logits), as the ensembles built on top of them also average."""
+    """Probabilities [N, C] for uint8 images [N, H, W, 3], averaged over `tta` views."""
+    return predict_views(model, images, tta, dev, batch_size, desc)[0]
+
+
+@torch.inference_mode()
+def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: int,
+                  desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C].
+    Views are averaged as probabilities (not logits), as the ensembles built on them also are."""
     mean, std = normalization(model)
-    out = []
+    out, plain = [], []
     for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
         x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
         p = 0
-        for view in tta_views(x, tta):
+        for j, view in enumerate(tta_views(x, tta)):
             with dev.autocast():
-                p = p + model(view).float().softmax(1)
+                q = model(view).float().softmax(1)
+            if j == 0:
+                plain.append(q.cpu().numpy())
+            p = p + q
         out.append((p / tta).cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate(out), np.concatenate(plain)

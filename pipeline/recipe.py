@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from . import PipelineError
 
 SCHEDULES = ("1cycle", "sgdr", "constant")
@@ -19,6 +21,9 @@ class Phase:
     cycle_len: int = 1               # sgdr: epochs in the first cycle
     cycle_mult: int = 1              # sgdr: each cycle is this many times longer than the one before
     precompute: bool = False         # body frozen: cache its activations once and train the head on them
+    swa: bool = False                # average the weights at this phase's cycle ends (every epoch if constant)
+    mine: float = 0.0                # before the phase: add this fraction of hardest training images...
+    mine_repeat: int = 2             # ...this many extra times to every epoch of the phase
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,29 @@ class Recipe:
     train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
     tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
     checkpoint: str = "last"          # which weights predict: "last" epoch or "best" validation score
+    snapshots: int | tuple[str, ...] = 0  # predict with the last N cycle-end snapshots, or these by name
+    swa_epochs: int = 0               # SWA round after the phases: epochs at the last phase's size...
+    swa_schedule: str = "sgdr"        # ...lr annealed to 0 each epoch ("sgdr") or held ("constant")
+    hard_negatives: float = 0.0       # mining round: fraction of each fold's training images mined...
+    hard_negative_repeat: int = 2     # ...added again this many times...
+    hard_negative_epochs: int = 1     # ...for this many more epochs at the last phase's settings
     seed: int = 0
 
     def fold_list(self) -> list[int]:
         return list(range(self.folds)) if self.train_folds is None else list(self.train_folds)
+
+    def all_phases(self) -> tuple[Phase, ...]:
+        """The phases as trained: the recipe's own, then its mining round, then its SWA round.
+        Both rounds continue the last phase (size, frozen groups) at half its peak rates."""
+        last, out = self.phases[-1], list(self.phases)
+        rates = tuple(r / 2 for r in last.lr) if isinstance(last.lr, tuple) else last.lr / 2
+        base = replace(last, lr=rates, precompute=False, swa=False, mine=0.0, cycle_len=1, cycle_mult=1)
+        if self.hard_negatives:
+            out.append(replace(base, epochs=self.hard_negative_epochs, schedule="1cycle",
+                               mine=self.hard_negatives, mine_repeat=self.hard_negative_repeat))
+        if self.swa_epochs:
+            out.append(replace(base, epochs=self.swa_epochs, schedule=self.swa_schedule, swa=True))
+        return tuple(out)
 
     def with_overrides(self, **changes) -> "Recipe":
         """A copy with the given settings replaced; None values leave a setting as it is."""
@@ -64,6 +88,23 @@ def sgdr_cycle_epochs(epochs: int, cycle_len: int, cycle_mult: int) -> list[int]
     return cycles
 
 
+def averaging_points(phase: Phase) -> list[int]:
+    """Epochs (1-based) after which SWA averages the weights: the end of every cycle (the low
+    points of a cyclical rate), or of every epoch under a constant rate."""
+    if phase.schedule == "constant":
+        return list(range(1, phase.epochs + 1))
+    return cycle_ends(phase)
+
+
+def cycle_ends(phase: Phase) -> list[int]:
+    """Epochs (1-based) at which a cycle of the phase ends: the lr's low points, where snapshots
+    are taken. A 1cycle or constant phase is one cycle."""
+    if phase.schedule != "sgdr":
+        return [phase.epochs]
+    ends = np.cumsum(sgdr_cycle_epochs(phase.epochs, phase.cycle_len, phase.cycle_mult))
+    return [int(e) for e in ends]
+
+
 def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int = 8) -> None:
     """Check a recipe against the model's layer groups (and the views the competition's symmetry
     allows) before any training starts."""
@@ -74,6 +115,12 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                             f"labels; use --tta {max_views} or fewer")
     if recipe.checkpoint not in ("last", "best"):
         raise PipelineError(f"{where}: checkpoint={recipe.checkpoint!r}; use 'last' or 'best'")
+    if recipe.swa_schedule not in ("sgdr", "constant"):
+        raise PipelineError(f"{where}: swa_schedule={recipe.swa_schedule!r}; use 'sgdr' or 'constant'")
+    if not 0 <= recipe.hard_negatives < 1:
+        raise PipelineError(f"{where}: hard_negatives={recipe.hard_negatives}; a fraction in [0, 1)")
+    if isinstance(recipe.snapshots, int) and recipe.snapshots < 0:
+        raise PipelineError(f"{where}: snapshots={recipe.snapshots}; 0 (off), a count, or snapshot names")
     if recipe.folds < 2:
         raise PipelineError(f"{where}: folds={recipe.folds}; cross-validation needs at least 2")
     bad = [f for f in recipe.fold_list() if not 0 <= f < recipe.folds]
@@ -81,7 +128,8 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         raise PipelineError(f"{where}: train_folds {bad} outside 0..{recipe.folds - 1}")
     if not recipe.phases:
         raise PipelineError(f"{where}: the recipe has no phases")
-    for i, p in enumerate(recipe.phases):
+    phases = recipe.all_phases()
+    for i, p in enumerate(phases):
         at = f"{where}, phase {i}"
         unknown = [g for g in p.frozen if g not in group_names]
         if unknown:
@@ -102,3 +150,10 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                                 f"set frozen={tuple(group_names[:-1])}")
         if p.epochs < 1 or p.size < 8:
             raise PipelineError(f"{at}: needs epochs >= 1 and size >= 8")
+        if p.mine and (i == 0 or not 0 < p.mine < 1 or p.mine_repeat < 1):
+            raise PipelineError(f"{at}: mining needs a trained model (a phase before it), "
+                                f"a fraction in (0, 1) and mine_repeat >= 1")
+    points = sum(len(averaging_points(p)) for p in phases if p.swa)
+    if points == 1:
+        raise PipelineError(f"{where}: SWA would average a single set of weights; average over more "
+                            f"epochs (swa_epochs >= 2) or cycles (schedule 'sgdr' or 'constant')")

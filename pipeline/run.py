@@ -9,6 +9,7 @@ re-runs exactly the stages it affects; a killed run resumes from its last finish
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from .folds import assign_folds
 from .images import ImageCache
 from .locate import find_data
 from .models import GROUP_NAMES, create_model
-from .predict import load_checkpoint, predict
+from .predict import load_checkpoint, predict_views
 from .recipe import Recipe, validate as validate_recipe
 from . import submission as sub
 from .trainer import Device, FoldData, fit
@@ -131,13 +132,13 @@ def read_folds(r: Run) -> np.ndarray:
 def train_key(r: Run, k: int) -> str:
     rc = r.recipe
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
-    return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
+    return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.all_phases()], rc.batch_size,
                        rc.weight_decay, rc.label_smoothing, rc.oversample, rc.seed, r.comp.classes,
                        r.comp.symmetry)
 
 
 def train_stage(r: Run, folds: np.ndarray) -> None:
-    r.train_images.prepare(sorted({p.size for p in r.recipe.phases}))
+    r.train_images.prepare(sorted({p.size for p in r.recipe.all_phases()}))
     features: dict = {}  # body activations of the untouched pretrained body, shared by folds
     y = r.train["y"].to_numpy()
     for k in r.recipe.fold_list():
@@ -149,27 +150,104 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
         r.log(f" fold {k} of {r.recipe.folds}")
         torch.manual_seed(r.recipe.seed)  # any freshly initialised layers start the same every run
         model = create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
-        data = FoldData(r.train_images, y, np.flatnonzero(folds != k), np.flatnonzero(folds == k))
+        data = FoldData(r.train_images, y, np.flatnonzero(folds != k), np.flatnonzero(folds == k),
+                        r.train["id"].to_numpy(), r.comp.classes)
         fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key, r.dev, r.comp.symmetry, features, r.log)
         write_json(done, {"key": key})
 
 
 def predict_stage(r: Run, folds: np.ndarray) -> None:
+    """Each fold's prediction averages the probabilities of its ensemble members (the checkpoint,
+    or the chosen snapshots; plus the SWA model) over the TTA views; the OOF score of each
+    ingredient alone is recorded in ensemble.json so a user sees what each one bought."""
     classes, rc = r.comp.classes, r.recipe
-    oof, test = [], []
+    oof, test, parts, seconds = [], [], {}, {}
     for k in rc.fold_list():
-        model, ckpt = load_checkpoint(r.fold_dir(k) / f"{rc.checkpoint}.pt", r.dev)
-        size, valid = ckpt["size"], np.flatnonzero(folds == k)
-        p = predict(model, r.train_images[size][valid], rc.tta, r.dev, rc.batch_size * 2, f"fold {k} OOF")
-        oof.append(pd.DataFrame(p, columns=classes).assign(
+        base, members = ensemble_members(r, k)
+        valid = np.flatnonzero(folds == k)
+        loaded = {}  # the same weights under two names (last.pt, the last snapshot) predict once
+        for path in [base] + members:
+            t0 = time.time()
+            model, ckpt = load_checkpoint(path, r.dev)
+            same = "swa" if path.name == "swa.pt" else (ckpt["phase"], ckpt["epoch"])
+            if same not in loaded:
+                loaded[same] = {"oof": predict_views(model, r.train_images[ckpt["size"]][valid], rc.tta, r.dev,
+                                                     rc.batch_size * 2, f"fold {k} OOF {path.stem}")}
+            if path in members and "test" not in loaded[same]:
+                loaded[same]["test"] = predict_views(model, r.test_images[ckpt["size"]], rc.tta, r.dev,
+                                                     rc.batch_size * 2, f"fold {k} test {path.stem}")[0]
+            loaded[path] = loaded[same]
+            seconds[path.stem] = seconds.get(path.stem, 0.0) + time.time() - t0
+        snaps = [m for m in members if m.parent.name == "snapshots"]
+        views = f"{rc.tta} view{'s' * (rc.tta > 1)}"
+        ingredients = {f"{rc.checkpoint} checkpoint, 1 view": loaded[base]["oof"][1]}
+        if rc.tta > 1:
+            ingredients[f"{rc.checkpoint} checkpoint, {views}"] = loaded[base]["oof"][0]
+        if snaps:
+            ingredients[f"{len(snaps)} snapshots, 1 view"] = np.mean([loaded[m]["oof"][1] for m in snaps], 0)
+        if members[-1].name == "swa.pt":
+            ingredients["SWA, 1 view"] = loaded[members[-1]]["oof"][1]
+        together = f"ensemble of {', '.join(m.stem for m in members)}, {views}"
+        ingredients[together] = np.mean([loaded[m]["oof"][0] for m in members], 0)
+        for name, p in ingredients.items():
+            parts.setdefault(name, []).append(p)
+        oof.append(pd.DataFrame(ingredients[together], columns=classes).assign(
             id=r.train["id"].to_numpy()[valid], label=r.train["label"].to_numpy()[valid], fold=k))
-        p = predict(model, r.test_images[size], rc.tta, r.dev, rc.batch_size * 2, f"fold {k} test")
+        p = np.mean([loaded[m]["test"] for m in members], 0)
         test.append(pd.DataFrame(p, columns=classes).assign(id=r.test["id"].to_numpy(), fold=k))
     front = ["id", "label", "fold"]
     oof_df = pd.concat(oof, ignore_index=True)
+    y = oof_df["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    table = [{"ingredient": name, r.comp.metric.name: r.comp.metric(y, np.concatenate(ps))}
+             for name, ps in parts.items()]
+    write_json(r.run_dir / "ensemble.json", {"ingredients": table, "seconds": {k: round(v, 1) for k, v in seconds.items()}})
     write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[front + classes])
     test_df = pd.concat(test, ignore_index=True)
     write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + classes])
+
+
+def snapshots(fold_dir: Path) -> list[Path]:
+    """A fold's cycle-end snapshots in training order."""
+    def order(p): return tuple(int(x) for x in re.findall(r"\d+", p.stem))
+    return sorted((fold_dir / "snapshots").glob("phase*-epoch*.pt"), key=order)
+
+
+def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None = None) -> str:
+    """`pipeline snapshots`: each fold's snapshots and SWA model with their size and validation score."""
+    runs_dir = Path(workdir or Path.cwd()) / "data" / "runs" / load(comp_name).name
+    found = sorted(p.name for p in runs_dir.glob("*") if p.is_dir())
+    if run is None and len(found) == 1:
+        run = found[0]
+    if run not in found:
+        raise PipelineError(f"{runs_dir}: no run {run!r} (runs: {', '.join(found) or 'none'}); pass --run NAME")
+    lines = [f"{runs_dir / run}:"]
+    for fold_dir in sorted(p for p in (runs_dir / run).glob("fold*") if p.is_dir()):
+        for path in snapshots(fold_dir) + [p for p in [fold_dir / "swa.pt"] if p.exists()]:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            h = ckpt["history"]
+            score = "  ".join(f"{k} {v:.4f}" for k, v in h.items() if k not in ("phase", "epoch", "size", "seconds"))
+            lines.append(f"  {fold_dir.name}  {path.stem:<16} {ckpt['size']:>4}px  {score}")
+    return "\n".join(lines)
+
+
+def ensemble_members(r: Run, k: int) -> tuple[Path, list[Path]]:
+    """The fold's single checkpoint (the baseline) and the weights whose predictions are averaged."""
+    rc, fold_dir = r.recipe, r.fold_dir(k)
+    base, found = fold_dir / f"{rc.checkpoint}.pt", snapshots(fold_dir)
+    if isinstance(rc.snapshots, int):
+        if rc.snapshots > len(found):
+            raise PipelineError(f"{fold_dir / 'snapshots'}: {len(found)} snapshots "
+                                f"({', '.join(p.stem for p in found)}); asked for the last {rc.snapshots}")
+        chosen = found[len(found) - rc.snapshots:]
+    else:
+        names = {p.stem: p for p in found}
+        missing = [n for n in rc.snapshots if n.removesuffix(".pt") not in names]
+        if missing:
+            raise PipelineError(f"{fold_dir / 'snapshots'}: no snapshot {missing[0]!r}; "
+                                f"there are {', '.join(names)}")
+        chosen = [names[n.removesuffix(".pt")] for n in rc.snapshots]
+    swa = [fold_dir / "swa.pt"] if any(p.swa for p in rc.all_phases()) else []
+    return base, (chosen or [base]) + swa
 
 
 def submit_stage(r: Run) -> None:
@@ -197,6 +275,7 @@ def scores_stage(r: Run) -> dict:
         "trained_folds": r.recipe.fold_list(), "total_folds": r.recipe.folds,
         "seconds": {k: round(v, 1) for k, v in r.times.items()},
         "submission": str(r.submission_path),
+        "ensemble": read_json(r.run_dir / "ensemble.json", {}),
     }
     return result
 
@@ -223,8 +302,8 @@ def run_all(r: Run) -> dict:
     fold_keys = [train_key(r, k) for k in trained]
     stage(r, "train", fingerprint(fold_keys),
           [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds))
-    stage(r, "predict", fingerprint(fold_keys, rc.tta, rc.checkpoint, r.keys["data"]),
-          [r.run_dir / "oof_predictions.parquet", r.run_dir / "test_predictions.parquet"],
+    stage(r, "predict", fingerprint(fold_keys, rc.tta, rc.checkpoint, rc.snapshots, r.keys["data"]),
+          [r.run_dir / f for f in ("oof_predictions.parquet", "test_predictions.parquet", "ensemble.json")],
           lambda: predict_stage(r, folds))
     sample_file = r.data_dir / r.comp.submission.sample
     stage(r, "submit", fingerprint(r.keys["predict"], asdict(r.comp.submission),
@@ -245,6 +324,10 @@ def format_scores(result: dict) -> str:
     lines += [f"{f['fold']:>6} {f['images']:>7} {f[m]:>10.4f}" for f in result["folds"]]
     lines.append(f"{'OOF':>6} {result['oof_images']:>7} {result['oof']:>10.4f}   "
                  f"(fold mean {result['mean']:.4f} ± {result['std']:.4f})")
+    ingredients = result["ensemble"].get("ingredients", [])
+    if len(ingredients) > 1:
+        lines.append("OOF by ingredient:")
+        lines += [f"  {i[m]:.4f}  {i['ingredient']}" for i in ingredients]
     lines.append("stage seconds: " + "  ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items())
                  + f"  total {sum(result['seconds'].values()):.0f}")
     lines.append(f"submission: {result['submission']}")

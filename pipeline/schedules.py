@@ -37,17 +37,6 @@ def sgdr(epoch: float, cycle_len: int, cycle_mult: int, epochs: int) -> float:
     return 0.0
 
 
-def cycle_ends(phase: Phase) -> list[int]:
-    """Epochs (1-based counts) at which a cycle of the phase ends: the lr's low points."""
-    if phase.schedule != "sgdr":
-        return [phase.epochs]
-    ends, total = [], 0
-    for n in sgdr_cycle_epochs(phase.epochs, phase.cycle_len, phase.cycle_mult):
-        total += n
-        ends.append(total)
-    return ends
-
-
 def lr_at(phase: Phase, step: int, steps_per_epoch: int) -> tuple[float, float | None]:
     """(lr multiplier, momentum or None) at optimizer step `step` of the phase."""
     total = phase.epochs * steps_per_epoch

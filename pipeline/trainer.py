@@ -9,6 +9,7 @@ on the cached activations, which on a CPU turns minutes into seconds.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from . import PipelineError
@@ -26,7 +28,7 @@ from .files import atomic_path, write_csv
 from .images import ImageCache
 from .metrics import Metric
 from .models import freeze, layer_groups, normalization, train_mode
-from .recipe import Phase, Recipe
+from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
 from .schedules import lr_at
 from .transforms import ImageDataset, to_input, train_augment
@@ -38,6 +40,8 @@ class FoldData:
     labels: np.ndarray       # class index per image
     train_idx: np.ndarray
     valid_idx: np.ndarray
+    ids: np.ndarray | None = None       # image ids and class names, for the files a user reads
+    classes: list[str] | None = None
 
 
 @dataclass
@@ -147,22 +151,30 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         dev: Device, symmetry: str = "hflip", feature_cache: dict | None = None,
         log: Callable = print) -> pd.DataFrame:
     """Train one fold through every phase of the recipe. Writes to `out_dir`: last.pt, best.pt,
-    history.csv (one row per epoch), steps.csv (one per step), and state.pt for resuming, which
-    is only trusted when its `key` (a fingerprint of everything that shapes training) matches."""
+    snapshots/ (the weights at every cycle end), swa.pt (when the recipe averages weights),
+    hard_negatives.csv (when it mines), history.csv (one row per epoch), steps.csv (one per
+    step), and state.pt for resuming, which is only trusted when its `key` (a fingerprint of
+    everything that shapes training) matches."""
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = layer_groups(model)
     model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
     mean, std = normalization(model)
     def prepare(x): return to_input(x, mean, std, dev.device, dev.channels_last)
+    phases = recipe.all_phases()
     state = _resume_state(out_dir, key)
     torch.manual_seed(recipe.seed)  # dropout and drop-path; shuffling and augmentation seed their own
     if state:
         model.load_state_dict(state["model"])
         torch.set_rng_state(state["rng"])
         log(f"  resuming at phase {state['phase']}, epoch {state['epoch']}")
+    else:  # a fresh start: nothing from an earlier, different training may be mistaken for ours
+        shutil.rmtree(out_dir / "snapshots", ignore_errors=True)
+        for f in ("swa.pt", "hard_negatives.csv"):
+            (out_dir / f).unlink(missing_ok=True)
     history, steps = (state["history"], state["steps"]) if state else ([], [])
     best = state["best"] if state else None
-    for pi, phase in enumerate(recipe.phases):
+    swa, mined = _averaged(model, state), state.get("mined") if state else None
+    for pi, phase in enumerate(phases):
         if state and pi < state["phase"]:
             continue
         freeze(model, groups, phase.frozen)
@@ -175,16 +187,27 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         if phase.precompute:
             net, train_ds, valid_ds, prep = _head_on_features(model, phase, data, dev, recipe,
                                                               feature_cache, pristine_body(recipe, pi))
+            plain_ds = train_ds
         else:
             net, prep = model, prepare
-            imgs = data.images[phase.size]
-            train_ds = ImageDataset(imgs[data.train_idx], data.labels[data.train_idx], train_augment(seed, symmetry))
-            valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
+            imgs, labels = data.images[phase.size], data.labels
+            train_ds = ImageDataset(imgs[data.train_idx], labels[data.train_idx], train_augment(seed, symmetry))
+            valid_ds = ImageDataset(imgs[data.valid_idx], labels[data.valid_idx])
+            plain_ds = ImageDataset(imgs[data.train_idx], labels[data.train_idx])  # as predict sees them
+        if not phase.mine:
+            mined = None
+        elif first_epoch == 0:  # (a run resumed inside the phase keeps the set it mined before)
+            mined = mine_hard_examples(net, plain_ds, data, phase.mine, prep, dev, recipe.batch_size * 2,
+                                       out_dir / "hard_negatives.csv")
+            log(f"  mined {len(mined)} hardest training images, added {phase.mine_repeat}x to each epoch: "
+                f"{out_dir / 'hard_negatives.csv'}")
         for epoch in range(first_epoch, phase.epochs):
             t0 = time.time()
             # sampling and augmentation seeded per epoch: a resumed run sees the same batches
             order = epoch_indices(data.labels[data.train_idx], recipe.oversample,
                                   np.random.default_rng(seed * 100 + epoch))
+            if mined is not None:
+                order = np.concatenate([order, np.repeat(mined, phase.mine_repeat)])
             if getattr(train_ds, "augment", None) is not None:
                 train_ds.augment.set_random_seed(seed * 100 + epoch)
             gen = torch.Generator().manual_seed(seed * 100 + epoch)
@@ -198,7 +221,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
                 net.train()
             else:
                 train_mode(model)
-            where = f"phase {pi + 1}/{len(recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
+            where = f"phase {pi + 1}/{len(phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
             rows = train_one_epoch(net, train_dl, optimizer, phase, epoch, prep, dev,
                                    recipe.label_smoothing, where)
             valid_loss, probs = validate(net, valid_dl, prep, dev)
@@ -213,12 +236,19 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             if best is None or metric.better(score, best):
                 best = score
                 _save(ckpt, out_dir / "best.pt")
+            if epoch + 1 in cycle_ends(phase):  # the low point of the rate: a snapshot for the ensemble
+                _save(ckpt, out_dir / "snapshots" / snapshot_name(pi, epoch))
+            if phase.swa and epoch + 1 in averaging_points(phase):
+                swa = swa or AveragedModel(model)
+                swa.update_parameters(model)
             last_epoch = epoch + 1 == phase.epochs
             _save({"key": key, "phase": pi + last_epoch, "epoch": 0 if last_epoch else epoch + 1,
                    "model": model.state_dict(), "optimizer": None if last_epoch else optimizer.state_dict(),
-                   "rng": torch.get_rng_state(), "history": history, "steps": steps, "best": best},
-                  out_dir / "state.pt")
+                   "rng": torch.get_rng_state(), "history": history, "steps": steps, "best": best,
+                   "swa": swa and swa.state_dict(), "mined": mined}, out_dir / "state.pt")
         state = None
+    if swa is not None:
+        _finish_swa(swa.module, recipe, data, metric, out_dir, dev, prepare, log)
     _save(_checkpoint(model, recipe, history[-1]), out_dir / "last.pt")
     write_csv(out_dir / "steps.csv", pd.DataFrame(steps))
     write_csv(out_dir / "history.csv", pd.DataFrame(history))
@@ -226,10 +256,84 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
     return pd.DataFrame(history)
 
 
+def snapshot_name(phase_index: int, epoch: int) -> str:
+    return f"phase{phase_index + 1}-epoch{epoch + 1}.pt"
+
+
+def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float) -> np.ndarray:
+    """Positions of the `fraction` of examples with the highest loss (lowest probability of the
+    true class), hardest first."""
+    loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))
+    n = max(1, round(fraction * len(labels)))
+    return np.argsort(-loss, kind="stable")[:n]
+
+
+def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: Callable, dev: Device,
+                       batch_size: int, csv: Path) -> np.ndarray:
+    """Score the fold's training images as predict would (no augmentation), return positions
+    (into data.train_idx) of the hardest, and write them to `csv` for a user to look at."""
+    _, probs = validate(net, torch.utils.data.DataLoader(plain_ds, batch_size), prepare, dev)
+    labels = data.labels[data.train_idx]
+    picked = hardest(labels, probs, fraction)
+    rows = data.train_idx[picked]
+    names = np.asarray(data.classes) if data.classes is not None else np.arange(probs.shape[1])
+    write_csv(csv, pd.DataFrame({
+        "id": data.ids[rows] if data.ids is not None else rows, "label": names[labels[picked]],
+        "predicted": names[probs[picked].argmax(1)], "p_label": probs[picked, labels[picked]],
+        "loss": -np.log(np.clip(probs[picked, labels[picked]], 1e-12, None))}))
+    return picked
+
+
+@torch.no_grad()
+def recompute_bn(model: nn.Module, batches, dev: Device) -> None:
+    """BatchNorm running statistics recomputed as a plain average over `batches` (as
+    torch.optim.swa_utils.update_bn does), except in frozen layer groups, whose statistics were
+    never trained and stay the pretrained ones, as during training."""
+    train_mode(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over every batch
+    for x in batches:
+        with dev.autocast():
+            model(x)
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
+def _averaged(model: nn.Module, state: dict | None) -> AveragedModel | None:
+    if not (state and state.get("swa")):
+        return None
+    swa = AveragedModel(model)
+    swa.load_state_dict(state["swa"])
+    return swa
+
+
+def _finish_swa(net: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path,
+                dev: Device, prepare: Callable, log: Callable) -> None:
+    """The averaged weights' BatchNorm statistics belong to none of the averaged models: recompute
+    them with one pass over the training images, unaugmented and at the last SWA phase's size,
+    then validate and save the averaged model as swa.pt."""
+    pi, phase = max((i, p) for i, p in enumerate(recipe.all_phases()) if p.swa)
+    freeze(net, layer_groups(net), phase.frozen)
+    imgs, bs = data.images[phase.size], recipe.batch_size * 2
+    train_dl = torch.utils.data.DataLoader(ImageDataset(imgs[data.train_idx], data.labels[data.train_idx]), bs)
+    recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
+    valid_dl = torch.utils.data.DataLoader(ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx]), bs)
+    valid_loss, probs = validate(net, valid_dl, prepare, dev)
+    score = metric(data.labels[data.valid_idx], probs)
+    log(f"  SWA: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "
+        f"{metric.name} {score:.4f}")
+    row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
+    _save(_checkpoint(net, recipe, row), out_dir / "swa.pt")
+
+
 def pristine_body(recipe: Recipe, phase_index: int) -> bool:
     """True while no earlier phase has trained the body: its activations are then the same for
     every fold and can be shared between them."""
-    return all(p.precompute for p in recipe.phases[:phase_index])
+    return all(p.precompute for p in recipe.all_phases()[:phase_index])
 
 
 def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: Recipe,

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from pipeline import PipelineError
-from pipeline.recipe import Phase, differential, sgdr_cycle_epochs
-from pipeline.schedules import cycle_ends, lr_at, one_cycle
+from pipeline.recipe import Phase, cycle_ends, differential, sgdr_cycle_epochs
+from pipeline.schedules import lr_at, one_cycle
 
 
 def test_one_cycle_lr_and_momentum_shape():
