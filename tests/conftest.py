@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.images import ImageCache
 from pipeline.recipe import Recipe
+from pipeline.trainer import FoldData
 
 PLANT_CLASSES = [
     "Black-grass", "Charlock", "Cleavers", "Common Chickweed", "Common wheat", "Fat Hen",
@@ -22,6 +24,15 @@ def write_image(path: Path, seed: int, size: int = 24) -> None:
     img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8) + np.uint8(15 * (seed % 12))
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img)
+
+
+def tiny_data(tmp_path, n=24) -> FoldData:
+    """24 tiny images in 3 classes, every fourth one for validation."""
+    paths = [tmp_path / "img" / f"{i}.png" for i in range(n)]
+    for i, p in enumerate(paths):
+        write_image(p, seed=i, size=20)
+    labels = np.arange(n) % 3
+    return FoldData(ImageCache(paths), labels, np.arange(n)[np.arange(n) % 4 != 0], np.arange(n)[np.arange(n) % 4 == 0])
 
 
 def make_plant_data(root: Path, per_class: int = 5, n_test: int = 7) -> Path:

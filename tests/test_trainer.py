@@ -3,22 +3,13 @@ on activations computed once and shared between folds."""
 import numpy as np
 import torch
 
-from pipeline.images import ImageCache
 from pipeline.metrics import accuracy
 from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe
 from pipeline import trainer
-from pipeline.trainer import Device, FoldData, fit
+from pipeline.trainer import Device, fit
 
-from conftest import write_image
-
-
-def tiny_data(tmp_path, n=24):
-    paths = [tmp_path / "img" / f"{i}.png" for i in range(n)]
-    for i, p in enumerate(paths):
-        write_image(p, seed=i, size=20)
-    labels = np.arange(n) % 3
-    return FoldData(ImageCache(paths), labels, np.arange(n)[np.arange(n) % 4 != 0], np.arange(n)[np.arange(n) % 4 == 0])
+from conftest import tiny_data
 
 
 def train(tmp_path, data, recipe, name, cache=None):
