@@ -1,7 +1,7 @@
 """A training recipe: a readable list of phases plus the settings that hold across them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 

@@ -9,7 +9,6 @@ re-runs exactly the stages it affects; a killed run resumes from its last finish
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,9 +25,8 @@ from .folds import assign_folds
 from .images import ImageCache
 from .locate import find_data
 from .models import GROUP_NAMES, create_model
-from .predict import load_checkpoint, predict_views
 from .recipe import Recipe, validate as validate_recipe
-from . import submission as sub
+from . import ensemble, submission as sub
 from .trainer import Device, FoldData, fit
 from .transforms import SYMMETRIES
 
@@ -157,59 +155,30 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
 
 
 def predict_stage(r: Run, folds: np.ndarray) -> None:
-    """Each fold's prediction averages the probabilities of its ensemble members (the checkpoint,
-    or the chosen snapshots; plus the SWA model) over the TTA views; the OOF score of each
-    ingredient alone is recorded in ensemble.json so a user sees what each one bought."""
-    classes, rc = r.comp.classes, r.recipe
+    """Each fold predicts with its ensemble (ensemble.py); the OOF score of every ingredient alone
+    goes to ensemble.json so a user sees what each one bought."""
+    classes = r.comp.classes
     oof, test, parts, seconds = [], [], {}, {}
-    for k in rc.fold_list():
-        base, members = ensemble_members(r, k)
+    for k in r.recipe.fold_list():
         valid = np.flatnonzero(folds == k)
-        loaded = {}  # the same weights under two names (last.pt, the last snapshot) predict once
-        for path in [base] + members:
-            t0 = time.time()
-            model, ckpt = load_checkpoint(path, r.dev)
-            same = "swa" if path.name == "swa.pt" else (ckpt["phase"], ckpt["epoch"])
-            if same not in loaded:
-                loaded[same] = {"oof": predict_views(model, r.train_images[ckpt["size"]][valid], rc.tta, r.dev,
-                                                     rc.batch_size * 2, f"fold {k} OOF {path.stem}")}
-            if path in members and "test" not in loaded[same]:
-                loaded[same]["test"] = predict_views(model, r.test_images[ckpt["size"]], rc.tta, r.dev,
-                                                     rc.batch_size * 2, f"fold {k} test {path.stem}")[0]
-            loaded[path] = loaded[same]
-            seconds[path.stem] = seconds.get(path.stem, 0.0) + time.time() - t0
-        snaps = [m for m in members if m.parent.name == "snapshots"]
-        views = f"{rc.tta} view{'s' * (rc.tta > 1)}"
-        ingredients = {f"{rc.checkpoint} checkpoint, 1 view": loaded[base]["oof"][1]}
-        if rc.tta > 1:
-            ingredients[f"{rc.checkpoint} checkpoint, {views}"] = loaded[base]["oof"][0]
-        if snaps:
-            ingredients[f"{len(snaps)} snapshots, 1 view"] = np.mean([loaded[m]["oof"][1] for m in snaps], 0)
-        if members[-1].name == "swa.pt":
-            ingredients["SWA, 1 view"] = loaded[members[-1]]["oof"][1]
-        together = f"ensemble of {', '.join(m.stem for m in members)}, {views}"
-        ingredients[together] = np.mean([loaded[m]["oof"][0] for m in members], 0)
-        for name, p in ingredients.items():
-            parts.setdefault(name, []).append(p)
-        oof.append(pd.DataFrame(ingredients[together], columns=classes).assign(
+        base, members = ensemble.members(r.fold_dir(k), r.recipe)
+        ingredients, p, secs = ensemble.predict_fold(base, members, r.train_images, valid, r.test_images,
+                                                     r.recipe, r.dev, f"fold {k}")
+        for name, q in ingredients.items():
+            parts.setdefault(name, []).append(q)
+        for name, t in secs.items():
+            seconds[name] = seconds.get(name, 0.0) + t
+        oof.append(pd.DataFrame(list(ingredients.values())[-1], columns=classes).assign(
             id=r.train["id"].to_numpy()[valid], label=r.train["label"].to_numpy()[valid], fold=k))
-        p = np.mean([loaded[m]["test"] for m in members], 0)
         test.append(pd.DataFrame(p, columns=classes).assign(id=r.test["id"].to_numpy(), fold=k))
-    front = ["id", "label", "fold"]
     oof_df = pd.concat(oof, ignore_index=True)
     y = oof_df["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     table = [{"ingredient": name, r.comp.metric.name: r.comp.metric(y, np.concatenate(ps))}
              for name, ps in parts.items()]
     write_json(r.run_dir / "ensemble.json", {"ingredients": table, "seconds": {k: round(v, 1) for k, v in seconds.items()}})
-    write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[front + classes])
+    write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[["id", "label", "fold"] + classes])
     test_df = pd.concat(test, ignore_index=True)
     write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + classes])
-
-
-def snapshots(fold_dir: Path) -> list[Path]:
-    """A fold's cycle-end snapshots in training order."""
-    def order(p): return tuple(int(x) for x in re.findall(r"\d+", p.stem))
-    return sorted((fold_dir / "snapshots").glob("phase*-epoch*.pt"), key=order)
 
 
 def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None = None) -> str:
@@ -220,34 +189,7 @@ def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None 
         run = found[0]
     if run not in found:
         raise PipelineError(f"{runs_dir}: no run {run!r} (runs: {', '.join(found) or 'none'}); pass --run NAME")
-    lines = [f"{runs_dir / run}:"]
-    for fold_dir in sorted(p for p in (runs_dir / run).glob("fold*") if p.is_dir()):
-        for path in snapshots(fold_dir) + [p for p in [fold_dir / "swa.pt"] if p.exists()]:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            h = ckpt["history"]
-            score = "  ".join(f"{k} {v:.4f}" for k, v in h.items() if k not in ("phase", "epoch", "size", "seconds"))
-            lines.append(f"  {fold_dir.name}  {path.stem:<16} {ckpt['size']:>4}px  {score}")
-    return "\n".join(lines)
-
-
-def ensemble_members(r: Run, k: int) -> tuple[Path, list[Path]]:
-    """The fold's single checkpoint (the baseline) and the weights whose predictions are averaged."""
-    rc, fold_dir = r.recipe, r.fold_dir(k)
-    base, found = fold_dir / f"{rc.checkpoint}.pt", snapshots(fold_dir)
-    if isinstance(rc.snapshots, int):
-        if rc.snapshots > len(found):
-            raise PipelineError(f"{fold_dir / 'snapshots'}: {len(found)} snapshots "
-                                f"({', '.join(p.stem for p in found)}); asked for the last {rc.snapshots}")
-        chosen = found[len(found) - rc.snapshots:]
-    else:
-        names = {p.stem: p for p in found}
-        missing = [n for n in rc.snapshots if n.removesuffix(".pt") not in names]
-        if missing:
-            raise PipelineError(f"{fold_dir / 'snapshots'}: no snapshot {missing[0]!r}; "
-                                f"there are {', '.join(names)}")
-        chosen = [names[n.removesuffix(".pt")] for n in rc.snapshots]
-    swa = [fold_dir / "swa.pt"] if any(p.swa for p in rc.all_phases()) else []
-    return base, (chosen or [base]) + swa
+    return f"{runs_dir / run}:\n" + ensemble.describe(runs_dir / run)
 
 
 def submit_stage(r: Run) -> None:

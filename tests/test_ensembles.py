@@ -186,6 +186,7 @@ def test_the_switches_on_the_command_line(workdir, capsys):
                                 "constant", "--hard-negatives", "0.1", "--oversample", "max"])
     assert (args.snapshots, args.swa_epochs, args.swa_schedule, args.hard_negatives, args.oversample) == \
         (3, 2, "constant", 0.1, "max")
-    assert parser().parse_args(["run", "x", "--snapshots", "phase4-epoch3,swa"]).snapshots == ("phase4-epoch3", "swa")
+    assert parser().parse_args(["run", "x", "--snapshots", "phase4-epoch3,phase5-epoch2"]).snapshots == \
+        ("phase4-epoch3", "phase5-epoch2")
     assert main(["snapshots", "plant-seedlings"]) == 2
     assert "no run None (runs: none); pass --run NAME" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 """The real thing, end to end through the CLI: minutes, not seconds, so marked slow and left out
 of CI (`-m "not slow"`). Run with `python -m pytest -m slow`."""
-import os
 from pathlib import Path
 
 import pandas as pd

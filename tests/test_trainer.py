@@ -1,6 +1,5 @@
 """The trainer on a tiny problem: deterministic with a seed, and precompute trains only the head
 on activations computed once and shared between folds."""
-import numpy as np
 import torch
 
 from pipeline.metrics import accuracy
