@@ -1,7 +1,8 @@
 """`pipeline run`: the stages, in order, each a plain function that reads and writes files in the
 run folder (data/runs/<competition>/<run>/).
 
-    data -> folds -> train (per fold) -> predict (OOF + test, TTA) -> submit -> scores
+    data -> folds -> train (per fold) -> predict (OOF + test; checkpoint or snapshots, SWA, TTA views)
+         -> submit -> scores
 
 Every stage records a key: a fingerprint of the settings and upstream results it depends on.
 A re-run skips a stage whose key is unchanged and whose outputs exist, so a changed setting
