@@ -1,4 +1,4 @@
-"""The command line: `pipeline run <competition>`, `pipeline snapshots <competition>`, `pipeline list`,
+"""The command line: `pipeline run|lr-find|snapshots <competition>`, `pipeline list`,
 `pipeline download <competition>`."""
 from __future__ import annotations
 
@@ -16,38 +16,50 @@ def _snapshots(text: str) -> int | tuple[str, ...]:
     return int(text) if text.isdigit() else tuple(text.split(","))
 
 
+def _settings(p: argparse.ArgumentParser) -> None:
+    """Where the data is, which run, and the recipe settings a command line may override."""
+    p.add_argument("--data", help="the competition's data folder (default: $PIPELINE_DATA/<competition>, "
+                   "data/<competition>, or a Kaggle kernel's input)")
+    p.add_argument("--run", help="run name: its folder is data/runs/<competition>/<run> (default: the recipe's name)")
+    p.add_argument("--recipe", help="which of the competition's recipes (default: gpu on CUDA, else cpu)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--arch", help="timm model name")
+    p.add_argument("--weights", help="'imagenet', 'none' (train from scratch) or a weights file")
+    p.add_argument("--folds", type=int, help="number of folds K")
+    p.add_argument("--train-folds", type=_folds, help="folds to train: 'all' or e.g. 0,1")
+    p.add_argument("--tta", type=int, choices=(1, 2, 4, 8), help="test-time views averaged")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--checkpoint", choices=("last", "best"), help="which weights predict")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--oversample", type=lambda t: t if t in ("none", "max") else float(t),
+                   help="rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]")
+    p.add_argument("--snapshots", type=_snapshots,
+                   help="predict with the last N cycle-end snapshots of each fold, or these names "
+                   "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint")
+    p.add_argument("--swa", type=int, dest="swa_epochs", metavar="EPOCHS",
+                   help="SWA round: this many more epochs at the last phase's size, weights averaged at "
+                   "each epoch end, BatchNorm recomputed; 0: off")
+    p.add_argument("--swa-schedule", choices=("sgdr", "constant"),
+                   help="SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)")
+    p.add_argument("--hard-negatives", type=float, metavar="FRACTION",
+                   help="mining round: this fraction of each fold's hardest training images added again "
+                   "for one more epoch; 0: off")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pipeline", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="folds -> train -> predict -> submit -> scores for a competition")
     run.add_argument("competition")
-    run.add_argument("--data", help="the competition's data folder (default: $PIPELINE_DATA/<competition>, "
-                                    "data/<competition>, or a Kaggle kernel's input)")
-    run.add_argument("--run", help="run name: its folder is data/runs/<competition>/<run> (default: the recipe's name)")
-    run.add_argument("--recipe", help="which of the competition's recipes (default: gpu on CUDA, else cpu)")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--arch", help="timm model name")
-    run.add_argument("--weights", help="'imagenet', 'none' (train from scratch) or a weights file")
-    run.add_argument("--folds", type=int, help="number of folds K")
-    run.add_argument("--train-folds", type=_folds, help="folds to train: 'all' or e.g. 0,1")
-    run.add_argument("--tta", type=int, choices=(1, 2, 4, 8), help="test-time views averaged")
-    run.add_argument("--batch-size", type=int)
-    run.add_argument("--checkpoint", choices=("last", "best"), help="which weights predict")
-    run.add_argument("--seed", type=int)
-    run.add_argument("--oversample", type=lambda t: t if t in ("none", "max") else float(t),
-                     help="rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]")
-    run.add_argument("--snapshots", type=_snapshots,
-                     help="predict with the last N cycle-end snapshots of each fold, or these names "
-                          "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint")
-    run.add_argument("--swa", type=int, dest="swa_epochs", metavar="EPOCHS",
-                     help="SWA round: this many more epochs at the last phase's size, weights averaged at "
-                          "each epoch end, BatchNorm recomputed; 0: off")
-    run.add_argument("--swa-schedule", choices=("sgdr", "constant"),
-                     help="SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)")
-    run.add_argument("--hard-negatives", type=float, metavar="FRACTION",
-                     help="mining round: this fraction of each fold's hardest training images added again "
-                          "for one more epoch; 0: off")
+    _settings(run)
+
+    lr = sub.add_parser("lr-find", help="the learning-rate range test under a phase's conditions; writes a PNG")
+    lr.add_argument("competition")
+    lr.add_argument("--phase", type=int, default=1, help="which phase of the recipe, from 1 (default 1)")
+    lr.add_argument("--fold", type=int, default=0, help="which fold's training images (default 0)")
+    lr.add_argument("--steps", type=int, default=100, help="at most this many batches (default 100)")
+    _settings(lr)
 
     snaps = sub.add_parser("snapshots", help="list a run's snapshots (and SWA model) per fold")
     snaps.add_argument("competition")
@@ -71,14 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             raise PipelineError(
                 f"downloading from Kaggle is not built yet: get https://www.kaggle.com/c/{comp.slug}/data "
                 f"with `kaggle competitions download -c {comp.slug}`, unzip it into data/{comp.name}/")
-        elif args.command == "run":
-            from .run import format_scores, run_all, start
+        elif args.command in ("run", "lr-find"):
+            from .run import format_scores, lr_find, run_all, start
+            names = ("arch", "weights", "folds", "tta", "batch_size", "checkpoint", "seed", "oversample",
+                     "train_folds", "snapshots", "swa_epochs", "swa_schedule", "hard_negatives")
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
-                      arch=args.arch, weights=args.weights, folds=args.folds, tta=args.tta,
-                      batch_size=args.batch_size, checkpoint=args.checkpoint, seed=args.seed, oversample=args.oversample,
-                      train_folds=args.train_folds, snapshots=args.snapshots, swa_epochs=args.swa_epochs,
-                      swa_schedule=args.swa_schedule, hard_negatives=args.hard_negatives)
-            print(format_scores(run_all(r)))
+                      **{n: getattr(args, n) for n in names})
+            print(format_scores(run_all(r)) if args.command == "run" else lr_find(r, args.phase, args.fold, args.steps))
         elif args.command == "snapshots":
             from .run import list_snapshots
             print(list_snapshots(args.competition, args.run))

@@ -15,7 +15,7 @@ TTA_VIEWS = (1, 2, 4, 8)  # plain; + hflip; + vflip and both; + the transposed f
 class Phase:
     size: int                        # square image side in pixels
     epochs: int
-    lr: float | tuple[float, ...]    # peak learning rate; a tuple gives one per layer group
+    lr: float | tuple[float, ...] | str  # peak rate; a tuple: one per layer group; "find": lr range test
     frozen: tuple[str, ...] = ()     # layer groups whose weights stay fixed ("early", "late", "head")
     schedule: str = "1cycle"         # "1cycle" (cyclical momentum 0.95-0.85-0.95), "sgdr", "constant"
     cycle_len: int = 1               # sgdr: epochs in the first cycle
@@ -54,7 +54,8 @@ class Recipe:
         """The phases as trained: the recipe's own, then its mining round, then its SWA round.
         Both rounds continue the last phase (size, frozen groups) at half its peak rates."""
         last, out = self.phases[-1], list(self.phases)
-        rates = tuple(r / 2 for r in last.lr) if isinstance(last.lr, tuple) else last.lr / 2
+        rates = (last.lr if last.lr == "find" else
+                 tuple(r / 2 for r in last.lr) if isinstance(last.lr, tuple) else last.lr / 2)
         base = replace(last, lr=rates, precompute=False, swa=False, mine=0.0, cycle_len=1, cycle_mult=1)
         if self.hard_negatives:
             out.append(replace(base, epochs=self.hard_negative_epochs, schedule="1cycle",
@@ -135,6 +136,8 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         if unknown:
             raise PipelineError(f"{at}: unknown layer group {unknown[0]!r}; "
                                 f"this model's groups are {', '.join(group_names)}")
+        if isinstance(p.lr, str) and p.lr != "find":
+            raise PipelineError(f"{at}: lr={p.lr!r}; give a number, one per layer group, or 'find'")
         if isinstance(p.lr, tuple) and len(p.lr) != len(group_names):
             raise PipelineError(f"{at}: {len(p.lr)} learning rates for {len(group_names)} layer groups "
                                 f"({', '.join(group_names)}); give one each or a single number")

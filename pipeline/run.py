@@ -28,7 +28,8 @@ from .locate import find_data
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
 from . import ensemble, submission as sub
-from .trainer import Device, FoldData, fit
+from .lr_find import phase_range_test, plot
+from .trainer import Device, FoldData, fit, snapshot_name
 from .transforms import SYMMETRIES
 
 
@@ -115,10 +116,13 @@ def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], Non
     write_json(manifest_file, manifest)
 
 
-def folds_stage(r: Run) -> None:
-    folds = assign_folds(r.train["label"], r.recipe.folds, r.recipe.seed)
-    out = pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds})
-    write_csv(r.run_dir / "folds.csv", out)
+def folds_stage(r: Run) -> np.ndarray:
+    """Each training image's fold (folds.csv), split once per data, fold count and seed."""
+    def split():
+        folds = assign_folds(r.train["label"], r.recipe.folds, r.recipe.seed)
+        write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
+    stage(r, "folds", fingerprint(r.keys["data"], r.recipe.folds, r.recipe.seed), [r.run_dir / "folds.csv"], split)
+    return read_folds(r)
 
 
 def read_folds(r: Run) -> np.ndarray:
@@ -139,7 +143,6 @@ def train_key(r: Run, k: int) -> str:
 def train_stage(r: Run, folds: np.ndarray) -> None:
     r.train_images.prepare(sorted({p.size for p in r.recipe.all_phases()}))
     features: dict = {}  # body activations of the untouched pretrained body, shared by folds
-    y = r.train["y"].to_numpy()
     for k in r.recipe.fold_list():
         key = train_key(r, k)
         done = r.fold_dir(k) / "done.json"
@@ -147,12 +150,61 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
             r.log(f" fold {k}: trained, skipped")
             continue
         r.log(f" fold {k} of {r.recipe.folds}")
-        torch.manual_seed(r.recipe.seed)  # any freshly initialised layers start the same every run
-        model = create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
-        data = FoldData(r.train_images, y, np.flatnonzero(folds != k), np.flatnonzero(folds == k),
-                        r.train["id"].to_numpy(), r.comp.classes)
-        fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key, r.dev, r.comp.symmetry, features, r.log)
+        model = fresh_model(r)
+        fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key, r.dev, r.comp.symmetry,
+            features, r.log)
         write_json(done, {"key": key})
+
+
+def fresh_model(r: Run) -> torch.nn.Module:
+    torch.manual_seed(r.recipe.seed)  # any freshly initialised layers start the same every run
+    return create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
+
+
+def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
+    return FoldData(r.train_images, r.train["y"].to_numpy(), np.flatnonzero(folds != k), np.flatnonzero(folds == k),
+                    r.train["id"].to_numpy(), r.comp.classes)
+
+
+def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
+    """`pipeline lr-find`: the range test for phase `phase` (numbered from 1, as the logs number
+    them) of fold `k`, on the model as it stands at that phase's start: the run's own snapshot
+    when the fold was trained with these settings, else the earlier phases trained here (kept
+    under lr-find/ for the next call). Writes a PNG of loss against rate; returns a summary."""
+    phases = r.recipe.all_phases()
+    if not 1 <= phase <= len(phases):
+        raise PipelineError(f"--phase {phase}: the recipe has phases 1 to {len(phases)}")
+    if k not in range(r.recipe.folds):
+        raise PipelineError(f"--fold {k}: the recipe has folds 0 to {r.recipe.folds - 1}")
+    r.run_dir.mkdir(parents=True, exist_ok=True)
+    folds, pi = folds_stage(r), phase - 1
+    r.train_images.prepare(sorted({p.size for p in phases[:phase]}))
+    model, data = fresh_model(r), fold_data(r, folds, k)
+    if pi > 0:
+        snap = r.fold_dir(k) / "snapshots" / snapshot_name(pi - 1, phases[pi - 1].epochs - 1)
+        if (read_json(r.fold_dir(k) / "done.json", {}) or {}).get("key") == train_key(r, k) and snap.exists():
+            r.log(f"phase {phase} starts from {snap}")
+            model.load_state_dict(torch.load(snap, map_location="cpu", weights_only=False)["model"])
+        else:
+            earlier = replace(r.recipe, phases=phases[:pi], swa_epochs=0, hard_negatives=0)
+            out, key = r.run_dir / "lr-find" / f"fold{k}-phase{phase}", train_key(replace(r, recipe=earlier), k)
+            if (read_json(out / "done.json", {}) or {}).get("key") == key:
+                model.load_state_dict(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model"])
+            else:
+                r.log(f"training phases 1-{pi} first (fold {k} has no snapshot of them with these settings)")
+                fit(model, earlier, data, r.comp.metric, out, key, r.dev, r.comp.symmetry, None, r.log)
+                write_json(out / "done.json", {"key": key})
+    result = phase_range_test(model, r.recipe, pi, data, r.dev, r.comp.symmetry, None, steps)
+    png = r.run_dir / f"lr_find_phase{phase}_fold{k}.png"
+    p = phases[pi]
+    plot(result, png, f"{r.comp.name}, phase {phase} ({p.size}px, frozen: {', '.join(p.frozen) or 'none'}), fold {k}")
+    ends = "the loss blew up" if result.diverged else f"ran all {steps} steps without the loss blowing up"
+    if not result.fell:
+        ends += "; the loss never fell: check the labels, the frozen groups, and --steps"
+    return (f"lr range test, phase {phase}, fold {k}: {len(result.lrs)} steps from {result.lrs[0]:.1e} to "
+            f"{result.lrs[-1]:.1e} ({ends})\n"
+            f"  minimum loss at {result.minimum:.2e}; suggestion (minimum / 10): {result.suggestion:.2e}; "
+            f"steepest descent at {result.steepest:.2e}\n  plot: {png}")
 
 
 def predict_stage(r: Run, folds: np.ndarray) -> None:
@@ -239,9 +291,7 @@ def run_all(r: Run) -> dict:
     if len(trained) < rc.folds:
         r.log(f"training folds {','.join(map(str, trained))} of {rc.folds} (recipe {r.recipe_name!r}); "
               f"--train-folds all trains every fold")
-    stage(r, "folds", fingerprint(r.keys["data"], rc.folds, rc.seed), [r.run_dir / "folds.csv"],
-          lambda: folds_stage(r))
-    folds = read_folds(r)
+    folds = folds_stage(r)
     fold_keys = [train_key(r, k) for k in trained]
     stage(r, "train", fingerprint(fold_keys),
           [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -174,9 +174,16 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
     history, steps = (state["history"], state["steps"]) if state else ([], [])
     best = state["best"] if state else None
     swa, mined = _averaged(model, state), state.get("mined") if state else None
+    found = state.get("found", {}) if state else {}  # phase index -> rate chosen by an lr range test
     for pi, phase in enumerate(phases):
         if state and pi < state["phase"]:
             continue
+        if phase.lr == "find":  # the range test at this phase's start picks its rate (once: a resumed run reuses it)
+            if pi not in found:
+                from .lr_find import phase_range_test  # (lr_find builds on this module)
+                found[pi] = phase_range_test(model, recipe, pi, data, dev, symmetry, feature_cache).suggestion
+                log(f"  phase {pi + 1}: the lr range test suggests {found[pi]:.2e}")
+            phase = replace(phase, lr=found[pi])
         freeze(model, groups, phase.frozen)
         optimizer = make_optimizer(groups, phase, recipe.weight_decay)
         first_epoch = 0
@@ -184,7 +191,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             optimizer.load_state_dict(state["optimizer"])
             first_epoch = state["epoch"]
         seed = recipe.seed * 1000 + pi
-        net, train_ds, valid_ds, plain_ds, prep = _phase_data(model, phase, pi, data, recipe, seed, symmetry,
+        net, train_ds, valid_ds, plain_ds, prep = phase_data(model, phase, pi, data, recipe, seed, symmetry,
                                                               dev, prepare, feature_cache)
         if not phase.mine:
             mined = None
@@ -201,7 +208,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
                                   np.random.default_rng(seed * 100 + epoch))
             if mined is not None:
                 order = np.concatenate([order, np.repeat(mined, phase.mine_repeat)])
-            train_dl = _epoch_loader(train_ds, order, min(recipe.batch_size, len(order)), seed * 100 + epoch, dev)
+            train_dl = epoch_loader(train_ds, order, min(recipe.batch_size, len(order)), seed * 100 + epoch, dev)
             valid_dl = torch.utils.data.DataLoader(valid_ds, recipe.batch_size * 2, num_workers=dev.workers)
             if phase.precompute:
                 net.train()
@@ -231,7 +238,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             _save({"key": key, "phase": pi + last_epoch, "epoch": 0 if last_epoch else epoch + 1,
                    "model": model.state_dict(), "optimizer": None if last_epoch else optimizer.state_dict(),
                    "rng": torch.get_rng_state(), "history": history, "steps": steps, "best": best,
-                   "swa": swa and swa.state_dict(), "mined": mined}, out_dir / "state.pt")
+                   "swa": swa and swa.state_dict(), "mined": mined, "found": found}, out_dir / "state.pt")
         state = None
     if swa is not None:
         _finish_swa(swa.module, recipe, data, metric, out_dir, dev, prepare, log, symmetry)
@@ -311,7 +318,7 @@ def _finish_swa(net: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, 
     freeze(net, layer_groups(net), phase.frozen)
     imgs, t = data.images[phase.size], data.train_idx
     train_ds = ImageDataset(imgs[t], data.labels[t], train_augment(recipe.seed, symmetry))
-    train_dl = _epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
+    train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
     recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
     bs = recipe.batch_size * 2
     valid_dl = torch.utils.data.DataLoader(ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx]), bs)
@@ -323,7 +330,7 @@ def _finish_swa(net: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, 
     _save(_checkpoint(net, recipe, row), out_dir / "swa.pt")
 
 
-def _phase_data(model, phase: Phase, pi: int, data: FoldData, recipe: Recipe, seed: int, symmetry: str,
+def phase_data(model, phase: Phase, pi: int, data: FoldData, recipe: Recipe, seed: int, symmetry: str,
                 dev: Device, prepare: Callable, feature_cache: dict | None):
     """What a phase trains and on what: (net, augmented training set, validation set, training set
     as predict sees it, input preparation). A precompute phase trains the classifier alone, on
@@ -337,7 +344,7 @@ def _phase_data(model, phase: Phase, pi: int, data: FoldData, recipe: Recipe, se
             ImageDataset(imgs[t], labels[t]), prepare)
 
 
-def _epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: Device):
+def epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: Device):
     """One epoch's batches: the positions `order` into train_ds, shuffled, and their augmentation,
     both seeded by `seed`, so that a resumed run sees exactly the batches it would have seen."""
     if getattr(train_ds, "augment", None) is not None:
