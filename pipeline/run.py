@@ -2,7 +2,7 @@
 run folder (data/runs/<competition>/<run>/).
 
     data -> folds -> train (per fold) -> predict (OOF + test; checkpoint or snapshots, SWA, TTA views)
-         -> submit -> scores
+         -> submit -> diagnostics -> scores
 
 Every stage records a key: a fingerprint of the settings and upstream results it depends on.
 A re-run skips a stage whose key is unchanged and whose outputs exist, so a changed setting
@@ -27,7 +27,7 @@ from .images import ImageCache
 from .locate import find_data
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
-from . import ensemble, submission as sub
+from . import diagnostics, ensemble, submission as sub
 from .lr_find import phase_range_test, plot
 from .trainer import Device, FoldData, fit, snapshot_name
 from .transforms import SYMMETRIES
@@ -255,6 +255,22 @@ def submit_stage(r: Run) -> None:
     sub.write(out, r.submission_path)
 
 
+def diagnostics_stage(r: Run) -> None:
+    """Curves per fold, confusion matrix and per-class table, top-loss images (diagnostics.py)."""
+    out, classes = r.run_dir / "diagnostics", r.comp.classes
+    for k in r.recipe.fold_list():
+        diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
+    oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
+    y, probs = oof["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(), oof[classes].to_numpy()
+    pairs = diagnostics.confusion(y, probs, classes, out)
+    size = r.recipe.all_phases()[-1].size
+    positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
+    diagnostics.top_losses(r.train_images[size], positions, y, probs, oof["id"].to_numpy(), classes,
+                           out / "top_losses.png")
+    top = ", ".join(f"{p.true} as {p.predicted} ({p.count})" for p in pairs.head(3).itertuples())
+    r.log(f" most confused: {top or 'nothing'}; plots and tables in {out}")
+
+
 def scores_stage(r: Run) -> dict:
     """Per-fold and OOF scores and stage times (the resolved settings are in settings.json)."""
     classes, metric = r.comp.classes, r.comp.metric
@@ -302,6 +318,8 @@ def run_all(r: Run) -> dict:
     stage(r, "submit", fingerprint(r.keys["predict"], asdict(r.comp.submission),
                                    files_fingerprint([sample_file]) if sample_file.exists() else None),
           [r.submission_path], lambda: submit_stage(r))
+    stage(r, "diagnostics", fingerprint(r.keys["predict"], fold_keys),
+          [r.run_dir / "diagnostics" / f for f in ("confusion.csv", "top_losses.png")], lambda: diagnostics_stage(r))
     t0 = time.time()
     result = scores_stage(r)
     result["seconds"]["scores"] = round(time.time() - t0, 1)

@@ -37,7 +37,9 @@ def test_digits_end_to_end(workdir):
     assert result["oof_images"] == folds["fold"].isin(recipe.fold_list()).sum()
     run_dir = workdir / "data" / "runs" / "digits" / "custom"
     for f in ("settings.json", "scores.json", "folds.csv", "oof_predictions.parquet", "test_predictions.parquet",
-              "fold0/last.pt", "fold0/best.pt", "fold0/history.csv", "fold0/steps.csv"):
+              "fold0/last.pt", "fold0/best.pt", "fold0/history.csv", "fold0/steps.csv", "ensemble.json",
+              "diagnostics/curves_fold0.png", "diagnostics/curves_fold1.png", "diagnostics/confusion.png",
+              "diagnostics/confusion.csv", "diagnostics/per_class.csv", "diagnostics/top_losses.png"):
         assert (run_dir / f).exists(), f
     assert not (run_dir / "fold0" / "state.pt").exists()
     history = pd.read_csv(run_dir / "fold0" / "history.csv")
@@ -60,7 +62,8 @@ def test_plant_seedlings_end_to_end_and_reruns(workdir, plant_data):
     # the same settings again: every stage is up to date
     log = Log()
     run("plant-seedlings", recipe, log=log, data=str(plant_data))
-    assert {l for l in log if "skipped" in l} == {f"[{s}] up to date, skipped" for s in ("folds", "train", "predict", "submit")}
+    assert {l for l in log if "skipped" in l} == \
+        {f"[{s}] up to date, skipped" for s in ("folds", "train", "predict", "submit", "diagnostics")}
 
     # a different TTA re-runs prediction and what follows it, not training
     log = Log()
