@@ -1,4 +1,4 @@
-"""The command line: `pipeline run|lr-find|snapshots <competition>`, `pipeline list`,
+"""The command line: `pipeline run|lr-find|check|snapshots <competition>`, `pipeline list`,
 `pipeline download <competition>`."""
 from __future__ import annotations
 
@@ -61,6 +61,16 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--steps", type=int, default=100, help="at most this many batches (default 100)")
     _settings(lr)
 
+    chk = sub.add_parser("check", help="sanity checks: a labelled batch PNG, and overfitting a few dozen images")
+    chk.add_argument("competition")
+    chk.add_argument("--images", type=int, default=48, help="how many images to memorise (default 48)")
+    chk.add_argument("--steps", type=int, default=200, help="at most this many steps (default 200)")
+    chk.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
+    chk.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    chk.add_argument("--frozen", type=lambda t: tuple(t.split(",")), default=(),
+                     help="layer groups to keep frozen, e.g. early,late (default: none)")
+    _settings(chk)
+
     snaps = sub.add_parser("snapshots", help="list a run's snapshots (and SWA model) per fold")
     snaps.add_argument("competition")
     snaps.add_argument("--run", help="run name (default: the only run, or cpu/gpu)")
@@ -83,13 +93,21 @@ def main(argv: list[str] | None = None) -> int:
             raise PipelineError(
                 f"downloading from Kaggle is not built yet: get https://www.kaggle.com/c/{comp.slug}/data "
                 f"with `kaggle competitions download -c {comp.slug}`, unzip it into data/{comp.name}/")
-        elif args.command in ("run", "lr-find"):
+        elif args.command in ("run", "lr-find", "check"):
             from .run import format_scores, lr_find, run_all, start
             names = ("arch", "weights", "folds", "tta", "batch_size", "checkpoint", "seed", "oversample",
                      "train_folds", "snapshots", "swa_epochs", "swa_schedule", "hard_negatives")
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
                       **{n: getattr(args, n) for n in names})
-            print(format_scores(run_all(r)) if args.command == "run" else lr_find(r, args.phase, args.fold, args.steps))
+            if args.command == "run":
+                print(format_scores(run_all(r)))
+            elif args.command == "lr-find":
+                print(lr_find(r, args.phase, args.fold, args.steps))
+            else:
+                from .check import check
+                passed, report = check(r, args.images, args.steps, args.size, args.lr, args.frozen)
+                print(report)
+                return 0 if passed else 1
         elif args.command == "snapshots":
             from .run import list_snapshots
             print(list_snapshots(args.competition, args.run))

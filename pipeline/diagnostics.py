@@ -12,17 +12,17 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from .files import atomic_path, write_csv
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")  # files only: no display in a terminal or a Kaggle kernel
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def smooth(values: np.ndarray, beta: float = 0.98) -> np.ndarray:
@@ -41,7 +41,7 @@ def training_curves(fold_dir: Path, metric: str, path: Path) -> None:
     steps, history = pd.read_csv(fold_dir / "steps.csv"), pd.read_csv(fold_dir / "history.csv")
     x = np.arange(len(steps))
     ends = steps.groupby(["phase", "epoch"], sort=False).size().cumsum().to_numpy()  # step count at each epoch end
-    plt = _pyplot()
+    plt = pyplot()
     fig, (loss_ax, metric_ax, lr_ax) = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
     loss_ax.plot(x, steps["loss"], color="0.85", lw=0.8, label="train loss (step)")
     loss_ax.plot(x, smooth(steps["loss"].to_numpy()), color="C0", label="train loss (smoothed)")
@@ -65,7 +65,7 @@ def training_curves(fold_dir: Path, metric: str, path: Path) -> None:
         loss_ax.text(start, loss_ax.get_ylim()[1], f" phase {phase + 1}, {size}px", va="top", fontsize=7)
     fig.suptitle(f"{fold_dir.parent.name} / {fold_dir.name}")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def confusion(labels: np.ndarray, probs: np.ndarray, classes: list[str], out_dir: Path) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def confusion(labels: np.ndarray, probs: np.ndarray, classes: list[str], out_dir
     pairs = pairs.sort_values("count", ascending=False, kind="stable") if len(pairs) else \
         pd.DataFrame(columns=["true", "predicted", "count"])
     write_csv(out_dir / "confused_pairs.csv", pairs)
-    plt = _pyplot()
+    plt = pyplot()
     side = max(5, 0.45 * n + 2)
     fig, ax = plt.subplots(figsize=(side + 1, side))
     shown = cm / np.maximum(cm.sum(1, keepdims=True), 1)  # colour by row share, so rare classes show too
@@ -102,7 +102,7 @@ def confusion(labels: np.ndarray, probs: np.ndarray, classes: list[str], out_dir
     ax.set_ylabel("true")
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     fig.tight_layout()
-    _save(fig, out_dir / "confusion.png")
+    save_png(fig, out_dir / "confusion.png")
     return pairs
 
 
@@ -116,7 +116,7 @@ def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, pr
                          "predicted": [classes[i] for i in probs[order].argmax(1)],
                          "p_predicted": probs[order].max(1), "p_label": p_true[order],
                          "loss": -np.log(np.clip(p_true[order], 1e-12, None))})
-    plt = _pyplot()
+    plt = pyplot()
     cols = 4
     fig, axes = plt.subplots((len(order) + cols - 1) // cols, cols, figsize=(3 * cols, 3.3 * ((len(order) + cols - 1) // cols)),
                              squeeze=False)
@@ -127,5 +127,5 @@ def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, pr
         ax.set_title(f"{row.id}\ntrue {row.label} ({row.p_label:.2f})\npred {row.predicted} ({row.p_predicted:.2f})",
                      fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     return rows

@@ -1,0 +1,122 @@
+"""`pipeline check`: the sanity checks worth running before a long training run.
+
+1. One training batch as the model receives it (augmented, normalised, then mapped back to
+   pixels), each image titled with its label: wrong labels, channels or normalisation show.
+2. Overfit a few dozen images: no augmentation, no weight decay, dropout or label smoothing,
+   the same batch every step. A network that can learn memorises them (loss near zero); if it
+   cannot, labels, learning rate or frozen weights are wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .diagnostics import pyplot, save_png
+from .models import freeze, layer_groups, normalization
+from .run import Run, fresh_model
+from .trainer import Device, epoch_loader
+from .transforms import ImageDataset, to_input, train_augment
+
+
+@dataclass
+class Overfit:
+    passed: bool
+    losses: list[float]
+    message: str
+
+
+def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, steps: int = 200,
+            lr: float = 1e-3, target: float = 0.05) -> Overfit:
+    """Train `model` on the single batch (x, y) until its loss is below `target` or `steps` run out."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return Overfit(False, [], "every weight is frozen: nothing can learn (unfreeze a layer group)")
+    for m in model.modules():  # no regularisation: the point is to memorise
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    if hasattr(model, "drop_rate"):
+        model.drop_rate = 0.0
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        with dev.autocast():
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if not np.isfinite(losses[-1]) or losses[-1] < target:
+            break
+    first, last = losses[0], losses[-1]
+    if last < target:
+        return Overfit(True, losses, f"memorised {len(y)} images: loss {first:.3f} -> {last:.4f} in {len(losses)} steps")
+    if not np.isfinite(last):
+        return Overfit(False, losses, f"the loss became {last}: the learning rate ({lr:g}) is too high")
+    if last > 0.9 * first:
+        why = "the weights barely move: frozen layer groups, or a learning rate far too low"
+    else:
+        why = "it learns, but cannot fit them: labels that do not match the images (look at the batch PNG), " \
+              "a learning rate too low, or too much of the network frozen"
+    return Overfit(False, losses, f"could not memorise {len(y)} images in {len(losses)} steps "
+                                  f"(loss {first:.3f} -> {last:.3f}, wanted < {target}): {why}")
+
+
+def labelled_batch(x: torch.Tensor, y: torch.Tensor, classes: list[str], mean, std, path, n: int = 16) -> None:
+    """The model's inputs mapped back to pixels, titled with their labels."""
+    pixels = (x[:n].float().cpu() * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1))
+    pixels = pixels.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    plt = pyplot()
+    cols = 4
+    rows = (len(pixels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, label in zip(axes.flat, pixels, y[:n].tolist()):
+        ax.imshow(img)
+        ax.set_title(classes[label], fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float = 1e-3,
+          frozen: tuple[str, ...] = (), shuffle_labels: bool = False) -> tuple[bool, str]:
+    """Both checks on the competition's data and the recipe's model; files in <run>/check/."""
+    out = r.run_dir / "check"
+    rng = np.random.default_rng(r.recipe.seed)
+    y_all = r.train["y"].to_numpy()
+    per_class = -(-images // len(r.comp.classes))
+    picked = np.concatenate([rng.permutation(np.flatnonzero(y_all == c))[:per_class]
+                             for c in range(len(r.comp.classes))])[:images]
+    r.train_images.prepare([size])
+    imgs, y = r.train_images[size][picked], y_all[picked]
+    if shuffle_labels:  # what a broken label join looks like: a deliberate failure
+        y = rng.permutation(y)
+    model = fresh_model(r)
+    mean, std = normalization(model)
+    model.to(r.dev.device, memory_format=torch.channels_last if r.dev.channels_last else torch.preserve_format)
+    def prepare(t): return to_input(t, mean, std, r.dev.device, r.dev.channels_last)
+
+    augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry))
+    xb, yb = next(iter(epoch_loader(augmented, np.arange(len(y)), min(r.recipe.batch_size, len(y)), 0, r.dev)))
+    labelled_batch(prepare(xb), yb, r.comp.classes, mean, std, out / "batch.png")
+
+    freeze(model, layer_groups(model), frozen)
+    x = prepare(torch.from_numpy(imgs))
+    result = overfit(model, x, torch.from_numpy(y).to(r.dev.device), r.dev, steps, lr)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(result.losses or [np.nan])
+    ax.set_yscale("log")
+    ax.set_xlabel("step (the same batch every step)")
+    ax.set_ylabel("training loss")
+    ax.set_title(("PASS: " if result.passed else "FAIL: ") + f"overfit {len(y)} images at {size}px", fontsize=9)
+    fig.tight_layout()
+    save_png(fig, out / "overfit.png")
+    verdict = "PASS" if result.passed else "FAIL"
+    return result.passed, (f"labelled batch (as the model sees it): {out / 'batch.png'}\n"
+                           f"{verdict}: {result.message}\nloss curve: {out / 'overfit.png'}")
