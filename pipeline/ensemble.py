@@ -47,7 +47,7 @@ def members(fold_dir: Path, recipe: Recipe) -> tuple[Path, list[Path]]:
 
 def predict_fold(base: Path, members: list[Path], train_images: ImageCache, valid: np.ndarray,
                  test_images: ImageCache, recipe: Recipe, dev: Device, desc: str):
-    """(OOF probabilities per ingredient, the last being the whole ensemble; the ensemble's test
+    """(OOF probabilities per ingredient, the last being what the fold predicts; the ensemble's test
     probabilities; predict seconds per member). Each set of weights predicts once, however many
     names it has (last.pt is also the last snapshot), and only ensemble members predict the test set."""
     preds, seconds = {}, {}
@@ -73,8 +73,9 @@ def predict_fold(base: Path, members: list[Path], train_images: ImageCache, vali
         ingredients[f"{len(snaps)} snapshots, 1 view"] = np.mean([preds[m]["oof"][plain] for m in snaps], 0)
     if members[-1].name == "swa.pt":
         ingredients["SWA, 1 view"] = preds[members[-1]]["oof"][plain]
-    ingredients[f"ensemble of {', '.join(m.stem for m in members)}, {label}"] = \
-        np.mean([preds[m]["oof"][0] for m in members], 0)
+    if members != [base]:
+        ingredients[f"ensemble of {', '.join(m.stem for m in members)}, {label}"] = \
+            np.mean([preds[m]["oof"][0] for m in members], 0)
     return ingredients, np.mean([preds[m]["test"] for m in members], 0), seconds
 
 
