@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .files import atomic_path, write_csv
+from .metrics import example_losses
 
 
 def pyplot():
@@ -115,7 +116,7 @@ def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, pr
     rows = pd.DataFrame({"id": ids[order], "label": [classes[i] for i in labels[order]],
                          "predicted": [classes[i] for i in probs[order].argmax(1)],
                          "p_predicted": probs[order].max(1), "p_label": p_true[order],
-                         "loss": -np.log(np.clip(p_true[order], 1e-12, None))})
+                         "loss": example_losses(labels[order], probs[order])})
     plt = pyplot()
     cols = 4
     fig, axes = plt.subplots((len(order) + cols - 1) // cols, cols, figsize=(3 * cols, 3.3 * ((len(order) + cols - 1) // cols)),

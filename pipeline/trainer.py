@@ -26,7 +26,7 @@ from tqdm import tqdm
 from . import PipelineError
 from .files import atomic_path, write_csv
 from .images import ImageCache
-from .metrics import Metric
+from .metrics import Metric, example_losses
 from .models import freeze, layer_groups, normalization, train_mode
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
@@ -256,7 +256,7 @@ def snapshot_name(phase_index: int, epoch: int) -> str:
 def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float) -> np.ndarray:
     """Positions of the `fraction` of examples with the highest loss (lowest probability of the
     true class), hardest first."""
-    loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))
+    loss = example_losses(labels, probs)
     n = max(1, round(fraction * len(labels)))
     return np.argsort(-loss, kind="stable")[:n]
 
@@ -273,7 +273,7 @@ def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: 
     write_csv(csv, pd.DataFrame({
         "id": data.ids[rows] if data.ids is not None else rows, "label": names[labels[picked]],
         "predicted": names[probs[picked].argmax(1)], "p_label": probs[picked, labels[picked]],
-        "loss": -np.log(np.clip(probs[picked, labels[picked]], 1e-12, None))}))
+        "loss": example_losses(labels[picked], probs[picked])}))
     return picked
 
 
