@@ -114,9 +114,9 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     ax.set_yscale("log")
     ax.set_xlabel("step (the same batch every step)")
     ax.set_ylabel("training loss")
-    ax.set_title(("PASS: " if result.passed else "FAIL: ") + f"overfit {len(y)} images at {size}px", fontsize=9)
+    verdict = "PASS" if result.passed else "FAIL"
+    ax.set_title(f"{verdict}: overfit {len(y)} images at {size}px", fontsize=9)
     fig.tight_layout()
     save_png(fig, out / "overfit.png")
-    verdict = "PASS" if result.passed else "FAIL"
     return result.passed, (f"labelled batch (as the model sees it): {out / 'batch.png'}\n"
                            f"{verdict}: {result.message}\nloss curve: {out / 'overfit.png'}")

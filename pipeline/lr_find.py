@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .files import atomic_path
+from .diagnostics import pyplot, save_png
 from .models import freeze, layer_groups, normalization, train_mode
 from .recipe import Recipe
 from .sampling import epoch_indices
@@ -143,11 +143,7 @@ def _cycle(batches: Iterable, steps: int):
 
 def plot(result: RangeTest, path: Path, title: str) -> None:
     """Loss against learning rate (log scale), the suggestion and the steepest point marked."""
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no display in a terminal or a Kaggle kernel
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     ax.plot(result.lrs, result.losses, color="0.8", lw=1, label="batch loss")
     ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
     for lr, style, name in ((result.suggestion, "C3", "suggestion (minimum / 10)"),
@@ -161,6 +157,4 @@ def plot(result: RangeTest, path: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
