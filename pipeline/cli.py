@@ -76,8 +76,9 @@ def parser() -> argparse.ArgumentParser:
     snaps.add_argument("--run", help="run name (default: the only run, or cpu/gpu)")
 
     sub.add_parser("list", help="the competitions this installation knows")
-    dl = sub.add_parser("download", help="download a competition's data from Kaggle")
+    dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
     dl.add_argument("competition")
+    dl.add_argument("--force", action="store_true", help="download again even if it was downloaded before")
     return ap
 
 
@@ -89,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(available()))
         elif args.command == "download":
             from .competition import load
+            from .download import download
+            from .locate import default_workdir
             comp = load(args.competition)
-            raise PipelineError(
-                f"downloading from Kaggle is not built yet: get https://www.kaggle.com/c/{comp.slug}/data "
-                f"with `kaggle competitions download -c {comp.slug}`, unzip it into data/{comp.name}/")
+            download(comp, default_workdir() / "data" / comp.name, force=args.force)
         elif args.command in ("run", "lr-find", "check"):
             from .run import format_scores, lr_find, run_all, start
             names = ("arch", "weights", "folds", "tta", "batch_size", "checkpoint", "seed", "oversample",

@@ -1,4 +1,6 @@
 """Tiny data written by the tests themselves, and recipes shrunk to run in seconds on a CPU."""
+import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +12,15 @@ import pytest
 from pipeline.images import ImageCache
 from pipeline.recipe import Recipe
 from pipeline.trainer import FoldData
+
+# No test reaches Kaggle. The kaggle client reads its endpoint when imported, so it is fixed here,
+# before any import: http://localhost through a proxy on a closed port (tests/kaggle_standin.py
+# replaces the proxy with a stand-in server), and a config folder with no credentials in it.
+os.environ.update(KAGGLE_API_ENVIRONMENT="LOCALHOST", KAGGLE_CONFIG_DIR=tempfile.mkdtemp(prefix="kaggle-config-"),
+                  HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+for name in ("NO_PROXY", "no_proxy", "http_proxy", "https_proxy", "KAGGLE_USERNAME", "KAGGLE_KEY",
+             "KAGGLE_API_TOKEN", "KAGGLE_KERNEL_RUN_TYPE"):
+    os.environ.pop(name, None)
 
 PLANT_CLASSES = [
     "Black-grass", "Charlock", "Cleavers", "Common Chickweed", "Common wheat", "Fat Hen",
@@ -67,5 +78,5 @@ def workdir(tmp_path, monkeypatch) -> Path:
     wd.mkdir()
     monkeypatch.chdir(wd)
     monkeypatch.delenv("PIPELINE_DATA", raising=False)
-    monkeypatch.setenv("PIPELINE_KAGGLE_INPUT", str(tmp_path / "no-kaggle"))
+    monkeypatch.setenv("PIPELINE_KAGGLE_ROOT", str(tmp_path / "no-kaggle"))
     return wd

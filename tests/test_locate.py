@@ -9,9 +9,8 @@ from conftest import make_plant_data
 
 def test_data_is_found_in_the_documented_order(workdir, tmp_path, monkeypatch):
     comp = load("plant-seedlings")
-    kaggle = tmp_path / "kaggle-input"
-    monkeypatch.setenv("PIPELINE_KAGGLE_INPUT", str(kaggle))
-    in_kaggle = make_plant_data(kaggle / "competitions" / "plant-seedlings-classification", 1, 1)
+    monkeypatch.setenv("PIPELINE_KAGGLE_ROOT", str(tmp_path / "kaggle"))
+    in_kaggle = make_plant_data(tmp_path / "kaggle" / "input" / "competitions" / "plant-seedlings-classification", 1, 1)
     assert find_data(comp, None, workdir) == in_kaggle  # searched for, not a hard-coded mount path
 
     local = make_plant_data(workdir / "data" / "plant-seedlings", 1, 1)

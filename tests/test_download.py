@@ -1,0 +1,137 @@
+"""`pipeline download` through the real kaggle client, against the stand-in server on 127.0.0.1:
+safe extraction, nothing half-extracted after a broken transfer, a second call skipped, --force,
+and one clear line for each error a user meets."""
+import importlib
+import io
+import zipfile
+
+import pytest
+
+from pipeline import PipelineError
+from pipeline.cli import main
+from pipeline.competition import load
+from pipeline.locate import find_data
+
+from conftest import make_plant_data
+from kaggle_standin import Kaggle, serve
+
+SLUG = "plant-seedlings-classification"
+
+
+def zip_folder(folder, skip=(), extra=()) -> bytes:
+    """The folder as Kaggle ships plant-seedlings, train/ packed in an inner train.zip; `extra`
+    adds (name, bytes) entries to the outer archive."""
+    inner, outer = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        for p in sorted((folder / "train").rglob("*.png")):
+            z.write(p, p.relative_to(folder).as_posix())
+    with zipfile.ZipFile(outer, "w") as z:
+        z.writestr("train.zip", inner.getvalue())
+        for p in sorted(folder.rglob("*")):
+            name = p.relative_to(folder).as_posix()
+            if p.is_file() and not name.startswith("train/") and name not in skip:
+                z.write(p, name)
+        for name, data in extra:
+            z.writestr(name, data)
+    return outer.getvalue()
+
+
+@pytest.fixture
+def kaggle(tmp_path, monkeypatch, workdir):
+    state = Kaggle(archives={SLUG: zip_folder(make_plant_data(tmp_path / "kaggle-side", 2, 3))})
+    server, proxy = serve(state)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no access token of the user's
+    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
+    monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef")
+    # the client waits 2, 4, 8... seconds between retries of a broken transfer
+    monkeypatch.setattr(importlib.import_module("kaggle.api.kaggle_api_extended").time, "sleep", lambda s: None)
+    yield state
+    server.shutdown()
+
+
+def error_of(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the client's progress bar
+    assert err.startswith("pipeline: error:")
+    return err
+
+
+def leftovers(workdir) -> list[str]:
+    return sorted(p.name for p in (workdir / "data").iterdir() if p.name.startswith(".") and "extracting" in p.name)
+
+
+def test_download_extracts_everything_then_skips_then_forces(kaggle, workdir):
+    assert main(["download", "plant-seedlings"]) == 0
+    data = workdir / "data" / "plant-seedlings"
+    assert len(list((data / "train").rglob("*.png"))) == 24 and len(list((data / "test").glob("*.png"))) == 3
+    assert not list(data.rglob("*.zip")) and (data / "download.json").exists()
+    assert find_data(load("plant-seedlings"), None, workdir) == data
+    assert sorted(p.name for p in (workdir / "data").iterdir()) == ["plant-seedlings"]  # no staging left
+
+    calls = len(kaggle.calls)
+    assert main(["download", "plant-seedlings"]) == 0
+    assert len(kaggle.calls) == calls  # recorded as downloaded: not even a request
+
+    kaggle.archives[SLUG] = zip_folder(workdir.parent / "kaggle-side", skip=("test/t0002.png",))
+    assert main(["download", "plant-seedlings", "--force"]) == 0
+    assert len(kaggle.calls) > calls and len(list((data / "test").glob("*.png"))) == 2
+
+
+def test_run_downloads_missing_data(kaggle, workdir):
+    assert find_data(load("plant-seedlings"), None, workdir) == workdir / "data" / "plant-seedlings"
+
+
+@pytest.mark.parametrize("where", ["outer", "inner"])
+def test_archive_entry_escaping_the_folder_is_refused(kaggle, workdir, capsys, where):
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../evil.txt", "owned")
+    name = "../evil.txt" if where == "outer" else "extra.zip"
+    kaggle.archives[SLUG] = zip_folder(workdir.parent / "kaggle-side", extra=[(name, evil.getvalue()
+                                                                                if where == "inner" else "owned")])
+    err = error_of(capsys, ["download", "plant-seedlings"])
+    assert "evil.txt" in err and "refused" in err
+    assert not list(workdir.parent.rglob("evil.txt"))
+    assert not (workdir / "data" / "plant-seedlings").exists() and not leftovers(workdir)
+
+
+def test_interrupted_download_leaves_nothing_half_extracted_and_resumes(kaggle, workdir, capsys):
+    kaggle.break_off = True
+    err = error_of(capsys, ["download", "plant-seedlings"])
+    assert "broke off" in err and "again" in err
+    assert not (workdir / "data" / "plant-seedlings").exists() and not leftovers(workdir)
+    kaggle.break_off = False
+    assert main(["download", "plant-seedlings"]) == 0
+    assert len(list((workdir / "data" / "plant-seedlings" / "train").rglob("*.png"))) == 24
+
+
+def test_bad_archive_is_an_error_not_a_partial_dataset(kaggle, workdir, capsys):
+    kaggle.archives[SLUG] = b"PK\x03\x04 this is not really a zip archive" * 100
+    err = error_of(capsys, ["download", "plant-seedlings"])
+    assert "not a valid zip" in err
+    assert not (workdir / "data" / "plant-seedlings").exists() and not leftovers(workdir)
+    assert not list((workdir / "data").rglob("*.zip"))  # the bad archive is not kept to fail again
+
+
+def test_each_error_is_one_line_saying_what_to_do(kaggle, workdir, capsys, monkeypatch):
+    kaggle.not_joined.add(SLUG)
+    assert f"kaggle.com/c/{SLUG}/rules" in error_of(capsys, ["download", "plant-seedlings"])
+    kaggle.not_joined.clear()
+
+    with monkeypatch.context() as m:
+        m.setattr("pipeline.download.shutil.disk_usage", lambda p: type("Usage", (), {"free": 1000})())
+        assert "free some space" in error_of(capsys, ["download", "plant-seedlings"])
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: offline
+    assert "cannot reach Kaggle" in error_of(capsys, ["download", "plant-seedlings"])
+
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    assert "kaggle.json" in error_of(capsys, ["download", "plant-seedlings"])
+    assert not (workdir / "data" / "plant-seedlings").exists()
+
+
+def test_kernels_never_download(workdir, monkeypatch, capsys):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    with pytest.raises(PipelineError, match="Add Input"):
+        find_data(load("plant-seedlings"), None, workdir)
