@@ -1,5 +1,5 @@
-"""The command line: `pipeline run|lr-find|check|snapshots <competition>`, `pipeline list`,
-`pipeline download <competition>`."""
+"""The command line: `pipeline run|lr-find|check|snapshots <competition>`, `pipeline list`, and the
+Kaggle commands `pipeline download|submit|submissions|kernel <competition>`."""
 from __future__ import annotations
 
 import argparse
@@ -75,6 +75,16 @@ def parser() -> argparse.ArgumentParser:
     snaps.add_argument("competition")
     snaps.add_argument("--run", help="run name (default: the only run, or cpu/gpu)")
 
+    sm = sub.add_parser("submit", help="validate a run's submission file, then submit it to Kaggle")
+    sm.add_argument("competition")
+    sm.add_argument("--run", help="run name (default: the only run)")
+    sm.add_argument("-m", "--message", required=True, help="the submission's description on Kaggle")
+    sm.add_argument("--data", help="the competition's data folder, for its sample submission (default: as run finds it)")
+
+    sms = sub.add_parser("submissions", help="the competition's Kaggle submissions with their leaderboard scores "
+                         "(stored in data/registry/submissions.parquet)")
+    sms.add_argument("competition")
+
     sub.add_parser("list", help="the competitions this installation knows")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
     dl.add_argument("competition")
@@ -109,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
                 passed, report = check(r, args.images, args.steps, args.size, args.lr, args.frozen)
                 print(report)
                 return 0 if passed else 1
+        elif args.command == "submit":
+            from .leaderboard import submit
+            from .locate import default_workdir
+            print(submit(args.competition, args.run, args.message, args.data, default_workdir()))
+        elif args.command == "submissions":
+            from .leaderboard import submissions
+            from .locate import default_workdir
+            print(submissions(args.competition, default_workdir()))
         elif args.command == "snapshots":
             from .run import list_snapshots
             print(list_snapshots(args.competition, args.run))

@@ -39,10 +39,11 @@ class Competition:
 
 
 def search_path() -> list[Path]:
-    """Folders holding competition folders: $PIPELINE_COMPETITIONS, ./competitions, and the one
-    beside this package (a source checkout or editable install)."""
+    """Folders holding competition folders: $PIPELINE_COMPETITIONS, ./competitions, the one beside
+    this package (a source checkout or editable install) and the one inside it (an installed wheel)."""
+    here = Path(__file__).resolve().parent
     dirs = [Path(p) for p in os.environ.get("PIPELINE_COMPETITIONS", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "competitions", Path(__file__).resolve().parent.parent / "competitions"]
+    dirs += [Path.cwd() / "competitions", here.parent / "competitions", here / "competitions"]
     return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
 
 

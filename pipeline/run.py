@@ -10,6 +10,8 @@ re-runs exactly the stages it affects; a killed run resumes from its last finish
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,10 +23,10 @@ import torch
 
 from . import PipelineError
 from .competition import Competition, load
-from .files import files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
+from .files import atomic_path, files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
 from .folds import assign_folds
 from .images import ImageCache
-from .locate import find_data
+from .locate import default_workdir, find_data, in_kernel, kaggle_root
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
 from . import diagnostics, ensemble, submission as sub
@@ -65,7 +67,7 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
           **overrides) -> Run:
     """Resolve the settings and find the data (the `data` stage)."""
     t0 = time.time()
-    workdir = Path(workdir or Path.cwd())
+    workdir = Path(workdir or default_workdir())
     comp = load(comp_name)
     dev = Device.pick(device)
     if isinstance(recipe, Recipe):
@@ -87,7 +89,8 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
     # checked now, not after an hour of training: the sample must list exactly the test images
     sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]))
     name = run or recipe_name
-    cache = workdir / "data" / "cache" / comp.name
+    # a kernel keeps all of /kaggle/working as its output: decoded images go to scratch space there
+    cache = (Path(tempfile.gettempdir()) if in_kernel() else workdir / "data") / "cache" / comp.name
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     r = Run(comp, recipe, recipe_name, name, data_dir, workdir / "data" / "runs" / comp.name / name,
             workdir / "submissions" / comp.name / f"{name}.csv", dev, train, test,
@@ -234,15 +237,21 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + classes])
 
 
-def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None = None) -> str:
-    """`pipeline snapshots`: each fold's snapshots and SWA model with their size and validation score."""
-    runs_dir = Path(workdir or Path.cwd()) / "data" / "runs" / load(comp_name).name
+def run_folder(comp_name: str, run: str | None, workdir: Path) -> Path:
+    """A finished or running run's folder: `run` by name, or the only one there is."""
+    runs_dir = Path(workdir) / "data" / "runs" / load(comp_name).name
     found = sorted(p.name for p in runs_dir.glob("*") if p.is_dir())
     if run is None and len(found) == 1:
         run = found[0]
     if run not in found:
         raise PipelineError(f"{runs_dir}: no run {run!r} (runs: {', '.join(found) or 'none'}); pass --run NAME")
-    return f"{runs_dir / run}:\n" + ensemble.describe(runs_dir / run)
+    return runs_dir / run
+
+
+def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None = None) -> str:
+    """`pipeline snapshots`: each fold's snapshots and SWA model with their size and validation score."""
+    folder = run_folder(comp_name, run, workdir or default_workdir())
+    return f"{folder}:\n" + ensemble.describe(folder)
 
 
 def submit_stage(r: Run) -> None:
@@ -324,6 +333,9 @@ def run_all(r: Run) -> dict:
     result = scores_stage(r)
     result["seconds"]["scores"] = round(time.time() - t0, 1)
     write_json(r.run_dir / "scores.json", result)
+    if in_kernel():  # where Kaggle looks for a kernel's submission
+        with atomic_path(kaggle_root() / "working" / "submission.csv") as tmp:
+            shutil.copyfile(r.submission_path, tmp)
     return result
 
 

@@ -1,0 +1,72 @@
+"""`pipeline submit` and `pipeline submissions`: a run's submission file, validated against the
+competition's sample, sent through the Kaggle API; and the competition's past submissions with
+their public and private scores, stored in the run registry (registry.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import PipelineError, kaggle_api, registry, submission as sub
+from .competition import load
+from .locate import find_data
+from .run import run_folder
+
+
+def submit(comp_name: str, run: str | None, message: str, data: str | None, workdir: Path) -> str:
+    comp = load(comp_name)
+    name = run_folder(comp_name, run, workdir).name
+    path = workdir / "submissions" / comp.name / f"{name}.csv"
+    if not path.is_file():
+        raise PipelineError(f"{path}: run {name!r} has written no submission; finish it with "
+                            f"`pipeline run {comp.name} --run {name}`")
+    # checked here, not by Kaggle after a day's submission slot is spent
+    data_dir = find_data(comp, data, workdir, fetch=False)
+    sample = sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(comp.layout.test(data_dir)["id"]))
+    try:
+        sub.validate(pd.read_csv(path, dtype=str, keep_default_na=False), sample, comp.classes, comp.submission)
+    except PipelineError as e:
+        raise PipelineError(f"{path}: not a valid submission, not sent: {e}") from None
+    doing = f"submitting {path.name} to {comp.slug}"
+    api = kaggle_api.connect(comp.slug, doing)
+    with kaggle_api.errors(comp.slug, doing):
+        response = api.competition_submit(str(path), message, comp.slug, quiet=True)
+    if not response.ref:  # the client reports a failed upload in the message, not as an exception
+        raise PipelineError(f"{doing}: {response.message or 'Kaggle gave no submission id'}; run again")
+    registry.record_submissions(workdir, [{"competition": comp.name, "ref": response.ref, "run": name,
+                                           "file_name": path.name, "description": message}])
+    return (f"submitted {path} to {comp.slug} as #{response.ref}: {response.message}\n"
+            f"`pipeline submissions {comp.name}` shows its scores once Kaggle has scored it")
+
+
+def submissions(comp_name: str, workdir: Path) -> str:
+    """Fetch the competition's submissions, store them in the registry, and print them."""
+    comp = load(comp_name)
+    doing = f"listing submissions to {comp.slug}"
+    api = kaggle_api.connect(comp.slug, doing)
+    with kaggle_api.errors(comp.slug, doing):
+        listed = api.competition_submissions(comp.slug, page_size=100) or []
+    runs = {p.name for p in (workdir / "data" / "runs" / comp.name).glob("*")}
+    known = registry.read_submissions(workdir, comp.name).set_index("ref")["run"].to_dict()
+    rows = [{"competition": comp.name, "ref": s.ref, "file_name": s.file_name, "description": s.description,
+             "date": s.date.isoformat(sep=" ", timespec="seconds") if s.date else None,
+             "status": s.status.name.lower(), "public_score": s.public_score, "private_score": s.private_score,
+             "error": s.error_description or None,
+             # submitted from here: the run recorded then; else a file named like a run folder
+             "run": known.get(s.ref) or (Path(s.file_name or "").stem if Path(s.file_name or "").stem in runs else None)}
+            for s in listed]
+    table = registry.record_submissions(workdir, rows) if rows else registry.read_submissions(workdir, comp.name)
+    table = table[table["competition"] == comp.name]
+    if table.empty:
+        return f"{comp.slug}: no submissions yet"
+    lines = [f"{comp.slug}: {len(table)} submissions (stored in {registry.submissions_file(workdir)})",
+             f"{'ref':>10}  {'date':19}  {'run':12} {'public':>8} {'private':>8}  {'status':8}  message"]
+    for s in table.sort_values("date", ascending=False, na_position="last").itertuples():
+        lines.append(f"{s.ref:>10}  {s.date or '':19}  {s.run or '-':12} {_score(s.public_score):>8} "
+                     f"{_score(s.private_score):>8}  {s.status or '':8}  {s.description or ''}"
+                     + (f"  ({s.error})" if s.error else ""))
+    return "\n".join(lines)
+
+
+def _score(x) -> str:
+    return "-" if pd.isna(x) else f"{x:.5f}"

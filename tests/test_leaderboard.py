@@ -1,0 +1,69 @@
+"""`pipeline submit` validates before it sends and records the run; `pipeline submissions` stores
+the leaderboard scores in the registry. The real kaggle client, against the stand-in server."""
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.registry import read_submissions, record_submissions
+
+from kaggle_standin import Kaggle, serve
+
+
+@pytest.fixture
+def kaggle(tmp_path, monkeypatch, workdir):
+    state = Kaggle()
+    server, proxy = serve(state)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
+    monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef")
+    yield state
+    server.shutdown()
+
+
+def a_run(workdir, plant_data, run="cpu", species="Maize"):
+    """A finished run's submission file (a valid one unless `species` is not a class)."""
+    (workdir / "data" / "runs" / "plant-seedlings" / run).mkdir(parents=True)
+    sample = pd.read_csv(plant_data / "sample_submission.csv")
+    path = workdir / "submissions" / "plant-seedlings" / f"{run}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sample.assign(species=species).to_csv(path, index=False)
+    return path
+
+
+def test_submit_sends_the_file_and_records_the_run_then_scores_are_stored(kaggle, workdir, plant_data, capsys):
+    path = a_run(workdir, plant_data)
+    assert main(["submit", "plant-seedlings", "-m", "effnet 96px", "--data", str(plant_data)]) == 0
+    [sent] = kaggle.submissions
+    assert sent["bytes"] == path.read_bytes() and sent["description"] == "effnet 96px"
+    assert sent["file_name"] == "cpu.csv"
+    assert "#1000" in capsys.readouterr().out
+
+    sent["public"], sent["private"] = "0.95591", "0.94120"  # Kaggle scores it
+    a_run(workdir, plant_data, run="gpu")
+    kaggle.submissions.append({"ref": 1001, "file_name": "gpu.csv", "description": "from the website",
+                               "public": "", "private": ""})
+    assert main(["submissions", "plant-seedlings"]) == 0
+    out = capsys.readouterr().out
+    assert "0.95591" in out and "effnet 96px" in out
+    table = read_submissions(workdir, "plant-seedlings").set_index("ref")
+    assert table.loc[1000, "run"] == "cpu" and table.loc[1000, "public_score"] == pytest.approx(0.95591)
+    assert table.loc[1000, "private_score"] == pytest.approx(0.94120) and table.loc[1000, "status"] == "complete"
+    assert table.loc[1001, "run"] == "gpu" and pd.isna(table.loc[1001, "public_score"])  # not scored: no number
+
+
+def test_an_invalid_submission_is_never_sent(kaggle, workdir, plant_data, capsys):
+    a_run(workdir, plant_data, species="Dandelion")
+    assert main(["submit", "plant-seedlings", "-m", "x", "--data", str(plant_data)]) == 2
+    err = capsys.readouterr().err
+    assert "cpu.csv: not a valid submission" in err and "Dandelion" in err
+    assert kaggle.calls == [] and read_submissions(workdir).empty
+
+
+def test_registry_merge_keeps_what_a_later_row_leaves_out(workdir):
+    record_submissions(workdir, [{"competition": "c", "ref": 7, "run": "cpu", "description": "first"}])
+    record_submissions(workdir, [{"competition": "c", "ref": 7, "run": None, "public_score": "0.9"},
+                                 {"competition": "c", "ref": 8, "run": None, "public_score": ""}])
+    table = read_submissions(workdir, "c").set_index("ref")
+    assert table.loc[7, "run"] == "cpu" and table.loc[7, "description"] == "first"
+    assert table.loc[7, "public_score"] == 0.9 and len(table) == 2
