@@ -3,6 +3,7 @@ Kaggle commands `pipeline download|submit|submissions|kernel <competition>`."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from . import PipelineError
@@ -85,11 +86,45 @@ def parser() -> argparse.ArgumentParser:
                          "(stored in data/registry/submissions.parquet)")
     sms.add_argument("competition")
 
+    kn = sub.add_parser("kernel", help="a folder for `kaggle kernels push` that runs the competition in a Kaggle "
+                        "kernel with the internet off (written to data/kernels/)")
+    kn.add_argument("competition")
+    kn.add_argument("--dataset", action="store_true",
+                    help="also build the dataset the kernel installs pipeline from: our wheel and what Kaggle's image lacks")
+    kn.add_argument("--push", action="store_true", help="upload the dataset (with --dataset) and the kernel through the Kaggle API")
+    kn.add_argument("--owner", help="Kaggle username (default: $KAGGLE_USERNAME or kaggle.json's)")
+    kn.add_argument("--run-args", default="", metavar='"OPTIONS"',
+                    help='options of `pipeline run` for the kernel, e.g. --run-args="--recipe gpu --train-folds all"')
+
     sub.add_parser("list", help="the competitions this installation knows")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
     dl.add_argument("competition")
     dl.add_argument("--force", action="store_true", help="download again even if it was downloaded before")
     return ap
+
+
+def kernel(args: argparse.Namespace) -> str:
+    from .competition import load
+    from .kernel import build_dataset, build_kernel, owner, push
+    from .locate import default_workdir
+    comp, user = load(args.competition), owner(args.owner)
+    run_args = shlex.split(args.run_args)
+    parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
+    out = default_workdir() / "data" / "kernels"
+    kernel_dir = build_kernel(comp, out / comp.name, user, run_args)
+    lines = [f"kernel: {kernel_dir} (kernel-metadata.json, pipeline-{comp.name}.py)"]
+    dataset_dir = None
+    if args.dataset:
+        dataset_dir = out / "dataset"
+        wheels = build_dataset(dataset_dir, user)
+        lines.append(f"dataset: {dataset_dir} ({', '.join(w.name for w in wheels)})")
+    if args.push:
+        lines.append(push(kernel_dir, dataset_dir))
+    else:
+        lines.append("upload: pipeline kernel ... --dataset --push, or "
+                     + (f"kaggle datasets create -p {dataset_dir} && " if dataset_dir else "")
+                     + f"kaggle kernels push -p {kernel_dir}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             from .leaderboard import submissions
             from .locate import default_workdir
             print(submissions(args.competition, default_workdir()))
+        elif args.command == "kernel":
+            print(kernel(args))
         elif args.command == "snapshots":
             from .run import list_snapshots
             print(list_snapshots(args.competition, args.run))
