@@ -4,7 +4,8 @@ The client is told to talk to http://localhost (KAGGLE_API_ENVIRONMENT=LOCALHOST
 kaggle package is imported: conftest sets it) and reaches it through HTTP_PROXY, which points
 here; so every request arrives with its absolute URL, on a port of our choosing. It serves what
 our commands use: the competition archive (redirect, Range requests, a broken-off transfer on
-demand), the submission upload and list, and refuses a competition whose rules were not accepted."""
+demand), the submission upload and list, dataset uploads and kernel pushes; and it refuses a
+competition whose rules were not accepted."""
 from __future__ import annotations
 
 import json
@@ -14,8 +15,6 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-SERVICE = "/api/v1/competitions.CompetitionApiService/"
-
 
 @dataclass
 class Kaggle:
@@ -24,6 +23,8 @@ class Kaggle:
     break_off: bool = False                          # send half of an archive, then hang up
     uploads: dict = field(default_factory=dict)     # upload token -> {"name": file name, "bytes": received}
     submissions: list = field(default_factory=list)
+    datasets: dict = field(default_factory=dict)    # owner/slug -> [{file name: bytes} per version]
+    kernels: list = field(default_factory=list)     # SaveKernel requests
     calls: list = field(default_factory=list)       # (method, path) of every request
     port: int = 0
 
@@ -53,17 +54,33 @@ def serve(state: Kaggle):
             request = json.loads(self._body() or b"{}")
             if "Authorization" not in self.headers:
                 return self._json({"code": 401, "message": "Unauthenticated"}, 401)
-            call, slug = path.removeprefix(SERVICE), request.get("competitionName")
+            call, slug = path.rsplit("/", 1)[-1], request.get("competitionName")
+            if call == "GetDatasetStatus":
+                ref = f"{request['ownerSlug']}/{request['datasetSlug']}"
+                if ref not in state.datasets:
+                    return self._json({"code": 404, "message": "Dataset not found"}, 404)
+                return self._json({"status": "READY"})
+            if call in ("StartBlobUpload", "StartSubmissionUpload"):
+                token = f"upload{len(state.uploads)}"
+                state.uploads[token] = {"name": request.get("name") or request.get("fileName"), "bytes": None}
+                return self._json({"token": token, "createUrl": f"http://localhost/upload/{token}"})
+            if call in ("CreateDataset", "CreateDatasetVersion"):
+                ref = (f"{request['ownerSlug']}/{request['slug']}" if call == "CreateDataset"
+                       else f"{request['ownerSlug']}/{request['datasetSlug']}")
+                files = {state.uploads[f["token"]]["name"]: state.uploads[f["token"]]["bytes"]
+                         for f in (request.get("files") or request.get("body", {}).get("files", []))}
+                state.datasets.setdefault(ref, []).append(files)
+                return self._json({"ref": ref, "url": f"http://localhost/datasets/{ref}", "status": "Ok"})
+            if call == "SaveKernel":
+                state.kernels.append(request)
+                return self._json({"ref": request["slug"], "url": f"http://localhost/code/{request['slug']}",
+                                   "versionNumber": len(state.kernels)})
             if slug in state.not_joined:
                 return self._json({"code": 403, "message": "You must accept this competition's rules"}, 403)
             if call == "DownloadDataFiles":
                 if slug not in state.archives:
                     return self._json({"code": 404, "message": "Competition not found"}, 404)
                 return self._send(302, headers={"Location": f"http://localhost/files/{slug}.zip"})
-            if call == "StartSubmissionUpload":
-                token = f"upload{len(state.uploads)}"
-                state.uploads[token] = {"name": request["fileName"], "bytes": None}
-                return self._json({"token": token, "createUrl": f"http://localhost/upload/{token}"})
             if call == "CreateSubmission":
                 ref = 1000 + len(state.submissions)
                 upload = state.uploads[request["blobFileTokens"]]
