@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
+from base64 import b64encode
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+USER, KEY, TOKEN = "tester", "0123456789abcdef", "KGAT_0123456789abcdef"  # the one account it knows
 
 
 @dataclass
@@ -52,9 +55,12 @@ def serve(state: Kaggle):
             path = urlsplit(self.path).path
             state.calls.append(("POST", path))
             request = json.loads(self._body() or b"{}")
-            if "Authorization" not in self.headers:
-                return self._json({"code": 401, "message": "Unauthenticated"}, 401)
             call, slug = path.rsplit("/", 1)[-1], request.get("competitionName")
+            if self.headers.get("Authorization") not in (f"Bearer {TOKEN}", "Basic " + b64encode(
+                    f"{USER}:{KEY}".encode()).decode()):
+                return self._json({"code": 401, "message": "Unauthenticated"}, 401)
+            if call == "IntrospectToken":
+                return self._json({"active": request["token"] == TOKEN, "username": USER})
             if call == "GetDatasetStatus":
                 ref = f"{request['ownerSlug']}/{request['datasetSlug']}"
                 if ref not in state.datasets:

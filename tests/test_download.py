@@ -1,19 +1,23 @@
 """`pipeline download` through the real kaggle client, against the stand-in server on 127.0.0.1:
 safe extraction, nothing half-extracted after a broken transfer, a second call skipped, --force,
 and one clear line for each error a user meets."""
+import errno
 import importlib
 import io
+import json
+import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from pipeline import PipelineError
+from pipeline import PipelineError, kaggle_api
 from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.locate import find_data
 
 from conftest import make_plant_data
-from kaggle_standin import Kaggle, serve
+from kaggle_standin import KEY, TOKEN, USER, Kaggle, serve
 
 SLUG = "plant-seedlings-classification"
 
@@ -42,8 +46,8 @@ def kaggle(tmp_path, monkeypatch, workdir):
     server, proxy = serve(state)
     monkeypatch.setenv("HTTP_PROXY", proxy)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no access token of the user's
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef")
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
     # the client waits 2, 4, 8... seconds between retries of a broken transfer
     monkeypatch.setattr(importlib.import_module("kaggle.api.kaggle_api_extended").time, "sleep", lambda s: None)
     yield state
@@ -76,6 +80,35 @@ def test_download_extracts_everything_then_skips_then_forces(kaggle, workdir):
     kaggle.archives[SLUG] = zip_folder(workdir.parent / "kaggle-side", skip=("test/t0002.png",))
     assert main(["download", "plant-seedlings", "--force"]) == 0
     assert len(kaggle.calls) > calls and len(list((data / "test").glob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("source", ["environment", "kaggle.json", "access token", "access token file"])
+def test_credentials_from_every_place_kaggle_documents(kaggle, workdir, monkeypatch, source):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    config = Path(os.environ["KAGGLE_CONFIG_DIR"]) / "kaggle.json"  # fixed when kaggle was imported
+    if source == "environment":
+        monkeypatch.setenv("KAGGLE_USERNAME", USER)
+        monkeypatch.setenv("KAGGLE_KEY", KEY)
+    elif source == "kaggle.json":
+        config.write_text(json.dumps({"username": USER, "key": KEY}))
+        config.chmod(0o600)
+    elif source == "access token":
+        monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
+    else:
+        token = Path(os.environ["HOME"]) / ".kaggle" / "access_token"
+        token.parent.mkdir(parents=True)
+        token.write_text(TOKEN)
+    try:
+        assert main(["download", "plant-seedlings"]) == 0
+    finally:
+        config.unlink(missing_ok=True)
+    assert (workdir / "data" / "plant-seedlings" / "download.json").exists()
+
+
+def test_rejected_credentials_say_so(kaggle, workdir, monkeypatch, capsys):
+    monkeypatch.setenv("KAGGLE_KEY", "an-old-key")
+    assert "rejected the credentials" in error_of(capsys, ["download", "plant-seedlings"])
 
 
 def test_run_downloads_missing_data(kaggle, workdir):
@@ -122,6 +155,10 @@ def test_each_error_is_one_line_saying_what_to_do(kaggle, workdir, capsys, monke
     with monkeypatch.context() as m:
         m.setattr("pipeline.download.shutil.disk_usage", lambda p: type("Usage", (), {"free": 1000})())
         assert "free some space" in error_of(capsys, ["download", "plant-seedlings"])
+
+    with pytest.raises(PipelineError, match=r"disk full writing /data/x\.zip; free some space"):
+        with kaggle_api.errors(SLUG, "downloading"):  # what the client re-raises when a write fails
+            raise OSError(errno.ENOSPC, "No space left on device", "/data/x.zip")
 
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: offline
     assert "cannot reach Kaggle" in error_of(capsys, ["download", "plant-seedlings"])
