@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -116,8 +117,10 @@ def own_wheel(out: Path) -> Path:
     source = Path(__file__).resolve().parent.parent
     if not (source / "pyproject.toml").is_file():
         return repack("pipeline", out)
+    # offline with this environment's setuptools where it has one (Python 3.12+ venvs have none)
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
                                "--wheel-dir", tmp, str(source)], capture_output=True, text=True)
         if done.returncode != 0:
             raise PipelineError(f"building the pipeline wheel from {source} failed: "

@@ -80,3 +80,17 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("PIPELINE_DATA", raising=False)
     monkeypatch.setenv("PIPELINE_KAGGLE_ROOT", str(tmp_path / "no-kaggle"))
     return wd
+
+
+@pytest.fixture
+def kaggle(tmp_path, monkeypatch, workdir):
+    """The stand-in Kaggle on 127.0.0.1 (tests/kaggle_standin.py), and a user signed in to it."""
+    from kaggle_standin import KEY, USER, Kaggle, serve
+    state = Kaggle()
+    server, proxy = serve(state)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no access token of the user's
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    yield state
+    server.shutdown()

@@ -17,7 +17,7 @@ from pipeline.competition import load
 from pipeline.locate import find_data
 
 from conftest import make_plant_data
-from kaggle_standin import KEY, TOKEN, USER, Kaggle, serve
+from kaggle_standin import KEY, TOKEN, USER
 
 SLUG = "plant-seedlings-classification"
 
@@ -41,17 +41,11 @@ def zip_folder(folder, skip=(), extra=()) -> bytes:
 
 
 @pytest.fixture
-def kaggle(tmp_path, monkeypatch, workdir):
-    state = Kaggle(archives={SLUG: zip_folder(make_plant_data(tmp_path / "kaggle-side", 2, 3))})
-    server, proxy = serve(state)
-    monkeypatch.setenv("HTTP_PROXY", proxy)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no access token of the user's
-    monkeypatch.setenv("KAGGLE_USERNAME", USER)
-    monkeypatch.setenv("KAGGLE_KEY", KEY)
+def kaggle(kaggle, tmp_path, monkeypatch):
+    kaggle.archives[SLUG] = zip_folder(make_plant_data(tmp_path / "kaggle-side", 2, 3))
     # the client waits 2, 4, 8... seconds between retries of a broken transfer
     monkeypatch.setattr(importlib.import_module("kaggle.api.kaggle_api_extended").time, "sleep", lambda s: None)
-    yield state
-    server.shutdown()
+    return kaggle
 
 
 def error_of(capsys, argv) -> str:

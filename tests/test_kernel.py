@@ -123,24 +123,14 @@ def test_kernel_script_installs_offline_in_a_fresh_venv_and_runs_digits(tmp_path
     assert not any(p.startswith("torch") for p in os.listdir(packages))
 
 
-def test_push_uploads_the_dataset_then_a_new_version_and_the_kernel(workdir, tmp_path, monkeypatch, capsys):
-    from kaggle_standin import Kaggle, serve
-    state = Kaggle()
-    server, proxy = serve(state)
-    monkeypatch.setenv("HTTP_PROXY", proxy)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef")
-    try:
-        assert main(["kernel", "plant-seedlings", "--dataset", "--push"]) == 0
-        assert main(["kernel", "plant-seedlings", "--dataset", "--push"]) == 0
-    finally:
-        server.shutdown()
-    [first, second] = state.datasets["tester/pipeline-offline"]  # created, then a new version
+def test_push_uploads_the_dataset_then_a_new_version_and_the_kernel(kaggle, workdir, capsys):
+    assert main(["kernel", "plant-seedlings", "--dataset", "--push"]) == 0
+    assert main(["kernel", "plant-seedlings", "--dataset", "--push"]) == 0
+    [first, second] = kaggle.datasets["tester/pipeline-offline"]  # created, then a new version
     built = workdir / "data" / "kernels" / "dataset"
     assert set(first) == {p.name for p in built.glob("*.whl")}
     assert set(second) == set(first) and all(second[name] == (built / name).read_bytes() for name in second)
-    pushed = state.kernels[-1]
+    pushed = kaggle.kernels[-1]
     assert pushed["slug"] == "tester/pipeline-plant-seedlings" and pushed["enableInternet"] is False
     assert pushed["enableGpu"] is True and pushed["datasetDataSources"] == ["tester/pipeline-offline"]
     assert pushed["competitionDataSources"] == ["plant-seedlings-classification"]

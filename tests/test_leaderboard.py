@@ -6,20 +6,6 @@ import pytest
 from pipeline.cli import main
 from pipeline.registry import read_submissions, record_submissions
 
-from kaggle_standin import Kaggle, serve
-
-
-@pytest.fixture
-def kaggle(tmp_path, monkeypatch, workdir):
-    state = Kaggle()
-    server, proxy = serve(state)
-    monkeypatch.setenv("HTTP_PROXY", proxy)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef")
-    yield state
-    server.shutdown()
-
 
 def a_run(workdir, plant_data, run="cpu", species="Maize"):
     """A finished run's submission file (a valid one unless `species` is not a class)."""
