@@ -48,12 +48,16 @@ def submissions(comp_name: str, workdir: Path) -> str:
         listed = api.competition_submissions(comp.slug, page_size=100) or []
     runs = {p.name for p in (workdir / "data" / "runs" / comp.name).glob("*")}
     known = registry.read_submissions(workdir, comp.name).set_index("ref")["run"].to_dict()
-    rows = [{"competition": comp.name, "ref": s.ref, "file_name": s.file_name, "description": s.description,
-             "date": s.date.isoformat(sep=" ", timespec="seconds") if s.date else None,
+
+    def run_of(s) -> str | None:
+        """Submitted from here: the run recorded then; else a file named like one of our runs."""
+        stem = Path(s.file_name or "").stem
+        return known.get(s.ref) or (stem if stem in runs else None)
+
+    rows = [{"competition": comp.name, "ref": s.ref, "run": run_of(s), "file_name": s.file_name,
+             "description": s.description, "date": s.date.isoformat(sep=" ", timespec="seconds") if s.date else None,
              "status": s.status.name.lower(), "public_score": s.public_score, "private_score": s.private_score,
-             "error": s.error_description or None,
-             # submitted from here: the run recorded then; else a file named like a run folder
-             "run": known.get(s.ref) or (Path(s.file_name or "").stem if Path(s.file_name or "").stem in runs else None)}
+             "error": s.error_description or None}
             for s in listed]
     table = registry.record_submissions(workdir, rows) if rows else registry.read_submissions(workdir, comp.name)
     table = table[table["competition"] == comp.name]
