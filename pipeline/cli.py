@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from . import PipelineError
 
@@ -96,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
     kn.add_argument("--run-args", default="", metavar='"OPTIONS"',
                     help='options of `pipeline run` for the kernel, e.g. --run-args="--recipe gpu --train-folds all"')
 
+    rp = sub.add_parser("report", help="the recorded runs as a leaderboard sorted by CV score, with a paired "
+                        "comparison of two runs on their shared folds")
+    rp.add_argument("competition", nargs="?", help="one competition (default: all recorded)")
+    rp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
+                    help="paired comparison of these two runs (default: the best two)")
+    rp.add_argument("--html", metavar="FILE", help="also write a self-contained page with the table and plots")
+
     sub.add_parser("list", help="the competitions this installation knows")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
     dl.add_argument("competition")
@@ -162,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
             from .leaderboard import submissions
             from .locate import default_workdir
             print(submissions(args.competition, default_workdir()))
+        elif args.command == "report":
+            from .locate import default_workdir
+            from .report import report, write_html
+            if args.compare and not args.competition:
+                raise PipelineError("--compare needs the competition: pipeline report COMPETITION --compare A B")
+            print(report(default_workdir(), args.competition, tuple(args.compare) if args.compare else None))
+            if args.html:
+                print(f"html: {write_html(Path(args.html), default_workdir(), args.competition)}")
         elif args.command == "kernel":
             print(kernel(args))
         elif args.command == "snapshots":

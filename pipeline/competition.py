@@ -1,5 +1,5 @@
 """A competition is a folder under competitions/ whose competition.py defines plain names:
-slug, layout, classes, metric, submission, recipes (and optionally make_data)."""
+slug, layout, classes, metric, submission, recipes (and optionally symmetry, references, make_data)."""
 from __future__ import annotations
 
 import importlib.util
@@ -36,6 +36,7 @@ class Competition:
     folder: Path
     symmetry: str = "hflip"    # flips that keep a label: "dihedral", "hflip" or "none" (see transforms)
     make_data: Callable[[Path], None] | None = None  # builds the data itself (no download needed)
+    references: dict[str, float] | None = None  # reference scores, e.g. Kaggle's medal thresholds
 
 
 def search_path() -> list[Path]:
@@ -74,5 +75,8 @@ def _from_file(name: str, path: Path) -> Competition:
     symmetry = getattr(module, "symmetry", "hflip")
     if symmetry not in SYMMETRIES:
         raise PipelineError(f"{path}: symmetry {symmetry!r}; use one of {', '.join(SYMMETRIES)}")
+    references = dict(getattr(module, "references", {}) or {})
+    if not all(isinstance(v, (int, float)) for v in references.values()):
+        raise PipelineError(f"{path}: `references` maps names to scores, e.g. {{'gold': 0.99}}")
     return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
-                       symmetry=symmetry, **fields)
+                       symmetry=symmetry, references=references, **fields)

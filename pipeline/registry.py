@@ -1,13 +1,68 @@
-"""The run registry under data/registry/. submissions.parquet holds each Kaggle submission of a
-competition (one row per submission ref): the run it came from, its message, status and
-leaderboard scores, so a report can set them beside the cross-validation scores."""
+"""The run registry under data/registry/, read by `pipeline report`.
+
+runs.parquet: one row per run and fold: what ran (competition, run, when, the git commit and
+whether the tree was dirty, the resolved settings and their short hash), how it ended (finished,
+failed, interrupted) and what it scored (the fold's score, the run's OOF score), with the
+seconds each stage took. A run that did not finish has one row and no scores.
+
+submissions.parquet: each Kaggle submission of a competition (one row per submission ref): the
+run it came from, its message, status and leaderboard scores."""
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 
-from .files import write_parquet
+from .files import fingerprint, write_parquet
+
+RUN_COLUMNS = ["competition", "run", "status", "finished_at", "git_commit", "git_dirty", "settings_hash",
+               "settings", "metric", "higher_is_better", "fold", "score", "oof", "seconds", "stage_seconds",
+               "run_dir"]
+
+
+def runs_file(workdir: Path) -> Path:
+    return Path(workdir) / "data" / "registry" / "runs.parquet"
+
+
+def read_runs(workdir: Path, competition: str | None = None) -> pd.DataFrame:
+    f = runs_file(workdir)
+    df = pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=RUN_COLUMNS)
+    return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
+
+
+def record_run(workdir: Path, settings: dict, run_dir: Path, metric, stage_seconds: dict,
+               status: str = "finished", folds: list[dict] | None = None, oof: float | None = None) -> None:
+    """Replace the rows of this (competition, run) with its latest attempt: one row per scored
+    fold when it finished, else a single row with its status and no scores."""
+    commit, dirty = git_state()
+    base = {"competition": settings["competition"], "run": settings["run"], "status": status,
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": commit, "git_dirty": dirty,
+            "settings_hash": fingerprint(settings["recipe"])[:8], "settings": json.dumps(settings, default=str),
+            "metric": metric.name, "higher_is_better": metric.higher_is_better,
+            "seconds": round(sum(stage_seconds.values()), 1), "stage_seconds": json.dumps(stage_seconds),
+            "run_dir": str(run_dir)}
+    rows = [{**base, "fold": f["fold"], "score": f[metric.name], "oof": oof} for f in folds or []] or [base]
+    old = read_runs(workdir)
+    keep = old[(old["competition"] != base["competition"]) | (old["run"] != base["run"])]
+    new = pd.DataFrame(rows, columns=RUN_COLUMNS).astype({"fold": "Int64", "score": float, "oof": float})
+    write_parquet(runs_file(workdir), pd.concat([keep, new], ignore_index=True) if len(keep) else new)
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """The commit of the pipeline source that ran, and whether its tracked files had changes."""
+    source = Path(__file__).resolve().parent.parent
+    def git(*args):
+        return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None, None  # an installed wheel: no repository
+        return head.stdout.strip(), bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
 
 COLUMNS = ["competition", "ref", "run", "file_name", "description", "date", "status",
            "public_score", "private_score", "error"]

@@ -29,7 +29,7 @@ from .images import ImageCache
 from .locate import default_workdir, find_data, in_kernel, kaggle_root
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
-from . import diagnostics, ensemble, submission as sub
+from . import diagnostics, ensemble, registry, submission as sub
 from .lr_find import phase_range_test, plot
 from .trainer import Device, FoldData, fit, snapshot_name
 from .transforms import SYMMETRIES
@@ -307,8 +307,31 @@ def settings(r: Run) -> dict:
 
 
 def run_all(r: Run) -> dict:
+    """The stages in order; the run's ending (scores, or failed / interrupted) goes to the registry."""
     r.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(r.run_dir / "settings.json", settings(r))
+    try:
+        result = run_stages(r)
+    except KeyboardInterrupt:
+        record(r, "interrupted")
+        raise
+    except Exception as e:
+        record(r, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise
+    record(r, "finished", result)
+    return result
+
+
+def record(r: Run, status: str, result: dict | None = None) -> None:
+    """Registry rows for this run. Stage seconds are those each stage took when it last ran (a
+    skipped stage's work was done earlier), so the wall time is what the result cost."""
+    seconds = {"data": round(r.times.get("data", 0.0), 1)}
+    seconds |= {name: s["seconds"] for name, s in read_json(r.run_dir / "stages.json", {}).items()}
+    registry.record_run(r.run_dir.parents[3], settings(r), r.run_dir, r.comp.metric, seconds, status,
+                        result and result["folds"], result and result["oof"])
+
+
+def run_stages(r: Run) -> dict:
     rc = r.recipe
     trained = rc.fold_list()
     r.log(f"{r.comp.name}: recipe {r.recipe_name}, {rc.arch} ({rc.weights} weights), {len(r.train)} train / "

@@ -1,0 +1,104 @@
+"""The run registry and `pipeline report`: round trip, ranking, mean ± std, the paired comparison,
+reference standings, leaderboard scores, the HTML page, an empty registry, a deleted run folder,
+and failed or interrupted runs shown as such."""
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pipeline.cli import main
+from pipeline.metrics import micro_f1
+from pipeline.registry import read_runs, record_run, record_submissions
+from pipeline.report import paired, report, runs, write_html
+
+
+def a_run(workdir, name, scores, status="finished", **recipe):
+    """A run of plant-seedlings with these fold scores, recorded as run_all records one."""
+    run_dir = workdir / "data" / "runs" / "plant-seedlings" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"competition": "plant-seedlings", "run": name, "recipe": {"folds": 5, "tta": 4, **recipe}}
+    folds = [{"fold": k, "micro_f1": s} for k, s in enumerate(scores)] if status == "finished" else None
+    record_run(workdir, settings, run_dir, micro_f1, {"train": 100.0, "predict": 20.0}, status, folds,
+               float(np.mean(scores)) if folds else None)
+    return run_dir
+
+
+def test_registry_round_trip_and_a_rerun_replaces_its_rows(workdir):
+    run_dir = a_run(workdir, "cpu", [0.90, 0.92])
+    rows = read_runs(workdir, "plant-seedlings")
+    assert list(rows["fold"]) == [0, 1] and list(rows["score"]) == [0.90, 0.92]
+    assert list(rows["oof"]) == pytest.approx([0.91, 0.91]) and set(rows["seconds"]) == {120.0}
+    assert rows["run_dir"][0] == str(run_dir) and json.loads(rows["settings"][0])["recipe"]["tta"] == 4
+    assert rows["git_commit"][0] and len(rows["settings_hash"][0]) == 8  # this checkout's commit
+    a_run(workdir, "cpu", [0.95, 0.96, 0.97])
+    assert list(read_runs(workdir)["score"]) == [0.95, 0.96, 0.97]
+
+
+def test_ranking_mean_std_and_paired_comparison(workdir, capsys):
+    a_run(workdir, "base", [0.90, 0.92, 0.94])
+    a_run(workdir, "tta8", [0.91, 0.93, 0.96], tta=8)
+    table = runs(workdir, "plant-seedlings")
+    assert list(table["run"]) == ["tta8", "base"]
+    assert table["mean"][1] == pytest.approx(0.92) and table["std"][1] == pytest.approx(np.std([0.90, 0.92, 0.94]))
+    c = paired(table, "tta8", "base")
+    assert c["diffs"] == pytest.approx([0.01, 0.01, 0.02]) and c["better"] == 3 and c["worse"] == 0
+    assert c["p"] == pytest.approx(stats.ttest_rel([0.91, 0.93, 0.96], [0.90, 0.92, 0.94]).pvalue)
+    assert main(["report", "plant-seedlings", "--compare", "base", "tta8"]) == 0
+    out = capsys.readouterr().out
+    assert "0.9333 ± 0.0205" in out and "0.9200 ± 0.0163" in out
+    assert "recipe.tta: 8 -> 4" in out  # base against the best run
+    assert "base - tta8 = -0.0100, -0.0100, -0.0200" in out and "base better on 0 of 3 folds" in out
+
+
+def test_a_difference_within_fold_noise_says_so(workdir):
+    a_run(workdir, "a", [0.90, 0.95, 0.91])
+    a_run(workdir, "b", [0.92, 0.93, 0.92])
+    c = paired(runs(workdir, "plant-seedlings"), "b", "a")
+    assert not c["beyond_noise"] and c["better"] == 2 and c["worse"] == 1
+
+
+def test_standing_against_the_medal_thresholds_and_leaderboard_scores(workdir, capsys):
+    a_run(workdir, "strong", [0.990, 0.991])
+    a_run(workdir, "weak", [0.950, 0.951])
+    record_submissions(workdir, [{"competition": "plant-seedlings", "ref": 1, "run": "strong",
+                                  "date": "2026-11-24 10:00:00", "public_score": "0.98800", "private_score": "0.98700"}])
+    assert main(["report", "plant-seedlings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    strong, weak = (next(line for line in lines if f"  {n}  " in line) for n in ("strong", "weak"))
+    assert ">= silver" in strong and "0.9880" in strong and "0.9870" in strong
+    assert "< median" in weak
+    assert "gold 0.99244" in lines[0]
+
+
+def test_failed_interrupted_and_deleted_runs(workdir, capsys):
+    a_run(workdir, "good", [0.9, 0.9])
+    a_run(workdir, "oom", [], status="failed: CUDA out of memory")
+    a_run(workdir, "killed", [], status="interrupted")
+    gone = a_run(workdir, "gone", [0.8, 0.8])
+    gone.rmdir()
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert "gone (folder deleted)" in out
+    for name, status in (("oom", "failed: CUDA out of memory"), ("killed", "interrupted")):
+        line = next(line for line in out.splitlines() if f"  {name}  " in line)
+        assert status in line and "0." not in line  # no score of any kind
+    assert read_runs(workdir).query("run == 'oom'")["score"].isna().all()
+
+
+def test_empty_registry_says_so(workdir, capsys):
+    assert main(["report"]) == 0
+    assert "no runs recorded yet" in capsys.readouterr().out
+
+
+def test_html_is_self_contained_and_shows_every_run(workdir):
+    a_run(workdir, "base", [0.90, 0.92])
+    a_run(workdir, "tta8", [0.91, 0.93], tta=8)
+    a_run(workdir, "oom", [], status="failed: CUDA out of memory")
+    record_submissions(workdir, [{"competition": "plant-seedlings", "ref": 1, "run": "base",
+                                  "date": "2026-11-24 10:00:00", "public_score": "0.9"}])
+    page = write_html(workdir / "report.html", workdir).read_text()
+    assert all(f"<td>{n}</td>" in page for n in ("base", "tta8", "oom"))
+    assert page.count("data:image/png;base64,") == 2  # fold scores, and CV against the leaderboard
+    assert "http" not in page and "<script" not in page and "<link" not in page
+    assert "href='data/runs/plant-seedlings/base/diagnostics/'" in page
