@@ -28,8 +28,11 @@ def runs_file(workdir: Path) -> Path:
 
 
 def read_runs(workdir: Path, competition: str | None = None) -> pd.DataFrame:
-    f = runs_file(workdir)
-    df = pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=RUN_COLUMNS)
+    return _read(runs_file(workdir), RUN_COLUMNS, competition)
+
+
+def _read(f: Path, columns: list[str], competition: str | None) -> pd.DataFrame:
+    df = pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=columns)
     return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
 
 
@@ -54,17 +57,21 @@ def record_run(workdir: Path, settings: dict, run_dir: Path, metric, stage_secon
 def git_state() -> tuple[str | None, bool | None]:
     """The commit of the pipeline source that ran, and whether its tracked files had changes."""
     source = Path(__file__).resolve().parent.parent
+    if not (source / "pyproject.toml").is_file():
+        return None, None  # an installed wheel: its code has no commit here
+
     def git(*args):
         return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
     try:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
-            return None, None  # an installed wheel: no repository
+            return None, None  # a source tree outside git
         return head.stdout.strip(), bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
         return None, None
 
-COLUMNS = ["competition", "ref", "run", "file_name", "description", "date", "status",
+
+SUBMISSION_COLUMNS = ["competition", "ref", "run", "file_name", "description", "date", "status",
            "public_score", "private_score", "error"]
 
 
@@ -73,19 +80,17 @@ def submissions_file(workdir: Path) -> Path:
 
 
 def read_submissions(workdir: Path, competition: str | None = None) -> pd.DataFrame:
-    f = submissions_file(workdir)
-    df = pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=COLUMNS)
-    return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
+    return _read(submissions_file(workdir), SUBMISSION_COLUMNS, competition)
 
 
 def record_submissions(workdir: Path, rows: list[dict]) -> pd.DataFrame:
     """Merge `rows` in by (competition, ref): a value given replaces the stored one, a value
     missing (None) keeps it, so the run recorded at submit time survives later listings."""
-    new = pd.DataFrame(rows, columns=COLUMNS)
+    new = pd.DataFrame(rows, columns=SUBMISSION_COLUMNS)
     for col in ("public_score", "private_score"):  # Kaggle sends scores as text, "" before scoring
         new[col] = pd.to_numeric(new[col].replace("", None), errors="coerce")
     old = read_submissions(workdir)
     merged = (pd.concat([old, new], ignore_index=True) if len(old) else new).astype({"ref": "int64"})
     merged = merged.groupby(["competition", "ref"], sort=False, as_index=False).last()  # last non-null
-    write_parquet(submissions_file(workdir), merged[COLUMNS])
-    return merged[COLUMNS]
+    write_parquet(submissions_file(workdir), merged[SUBMISSION_COLUMNS])
+    return merged[SUBMISSION_COLUMNS]
