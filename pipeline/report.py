@@ -130,13 +130,12 @@ def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[lis
               + ["wall", "LB public", "LB private", "standing", "changed vs best"])
     rows = []
     for i, r in table.iterrows():
-        finished = r["status"] == "finished"
         name = r["run"] + (" (folder deleted)" if r["deleted"] else "")
-        total = r["settings"].get("recipe", {}).get("folds", "?")
-        if not finished:
-            rows.append(["-", name, "-", r["status"], "-"] + ["-"] * len(folds) + [_time(r["seconds"]), "-", "-", "",
-                                                                                   ""])
+        if r["status"] != "finished":  # no scores of any kind, only how it ended
+            rows.append(["-", name, "-", r["status"], "-"] + ["-"] * len(folds)
+                        + [_time(r["seconds"]), "-", "-", "", ""])
             continue
+        total = r["settings"].get("recipe", {}).get("folds", "?")
         diff = changes(r["settings"], best["settings"]) if i else ["(best)"]
         if i and r["commit"] != best["commit"]:
             diff.append(f"code: {best['commit'] or '?'} -> {r['commit'] or '?'}")

@@ -327,7 +327,8 @@ def record(r: Run, status: str, result: dict | None = None) -> None:
     skipped stage's work was done earlier), so the wall time is what the result cost."""
     seconds = {"data": round(r.times.get("data", 0.0), 1)}
     seconds |= {name: s["seconds"] for name, s in read_json(r.run_dir / "stages.json", {}).items()}
-    registry.record_run(r.run_dir.parents[3], settings(r), r.run_dir, r.comp.metric, seconds, status,
+    workdir = r.run_dir.parents[3]  # run_dir is <workdir>/data/runs/<competition>/<run>
+    registry.record_run(workdir, settings(r), r.run_dir, r.comp.metric, seconds, status,
                         result and result["folds"], result and result["oof"])
 
 

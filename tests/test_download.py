@@ -161,8 +161,3 @@ def test_each_error_is_one_line_saying_what_to_do(kaggle, workdir, capsys, monke
     assert "kaggle.json" in error_of(capsys, ["download", "plant-seedlings"])
     assert not (workdir / "data" / "plant-seedlings").exists()
 
-
-def test_kernels_never_download(workdir, monkeypatch, capsys):
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    with pytest.raises(PipelineError, match="Add Input"):
-        find_data(load("plant-seedlings"), None, workdir)
