@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .diagnostics import pyplot, save_png
+from .labels import describe, label_loss, strata
 from .models import freeze, layer_groups, normalization
 from .run import Run, fresh_model
 from .trainer import Device, epoch_loader
@@ -45,7 +45,7 @@ def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, ste
     losses = []
     for _ in range(steps):
         with dev.autocast():
-            loss = F.cross_entropy(model(x), y)
+            loss = label_loss(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -76,9 +76,9 @@ def labelled_batch(x: torch.Tensor, y: torch.Tensor, classes: list[str], mean, s
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, img, label in zip(axes.flat, pixels, y[:n].tolist()):
+    for ax, img, label in zip(axes.flat, pixels, y[:n].cpu().numpy()):
         ax.imshow(img)
-        ax.set_title(classes[label], fontsize=8)
+        ax.set_title(describe(label, classes), fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
 
@@ -88,10 +88,11 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     """Both checks on the competition's data and the recipe's model; files in <run>/check/."""
     out = r.run_dir / "check"
     rng = np.random.default_rng(r.recipe.seed)
-    y_all = r.train["y"].to_numpy()
-    per_class = -(-images // len(r.comp.classes))
-    picked = np.concatenate([rng.permutation(np.flatnonzero(y_all == c))[:per_class]
-                             for c in range(len(r.comp.classes))])[:images]
+    y_all = r.targets
+    groups = strata(y_all)  # every class (or rarest tag) represented
+    per_class = -(-images // len(np.unique(groups)))
+    picked = np.concatenate([rng.permutation(np.flatnonzero(groups == c))[:per_class]
+                             for c in np.unique(groups)])[:images]
     r.train_images.prepare([size])
     imgs, y = r.train_images[size][picked], y_all[picked]
     if shuffle_labels:  # what a broken label join looks like: a deliberate failure

@@ -1,14 +1,19 @@
 """A competition is a folder under competitions/ whose competition.py defines plain names:
-slug, layout, classes, metric, submission, recipes (and optionally symmetry, references, make_data)."""
+slug, layout, classes, metric, submission, recipes (and optionally symmetry, references, make_data).
+`pipeline new NAME --layout ...` writes one to start from."""
 from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import pandas as pd
+
 from . import PipelineError
+from .labels import discover, encode
 from .metrics import Metric
 from .recipe import Recipe
 from .transforms import SYMMETRIES
@@ -18,9 +23,17 @@ REQUIRED = ("slug", "layout", "classes", "metric", "submission", "recipes")
 
 @dataclass(frozen=True)
 class Submission:
-    """One predicted class per row: `id_column` holds the test id, `label_column` the class name."""
+    """What each row of sample_submission.csv holds for its test id (`id_column`), one of:
+    - the predicted class in `label_column` (for tags: those predicted, space-separated)
+    - with `probability_of`: that class's probability in `label_column` (binary log loss)
+    - with `per_class`: one probability column per class, in the sample's order (multi-class log loss)
+    `clip` keeps written probabilities within [clip, 1 - clip]: one confident mistake costs a log
+    loss dearly, so Kagglers hedge (rows of a table are then renormalised to sum to 1)."""
     id_column: str
-    label_column: str
+    label_column: str | None = None
+    probability_of: str | None = None
+    per_class: bool = False
+    clip: float = 0.0
     sample: str = "sample_submission.csv"
 
 
@@ -29,7 +42,7 @@ class Competition:
     name: str                  # the folder name, used on the command line
     slug: str                  # Kaggle's competition slug
     layout: Any                # a layout from pipeline.layouts
-    classes: list[str]
+    classes: list[str] | None  # None: the training labels (or tags), sorted; set by with_classes
     metric: Metric
     submission: Submission
     recipes: dict[str, Recipe]  # "cpu" and "gpu" at least; picked by the device unless named
@@ -37,6 +50,21 @@ class Competition:
     symmetry: str = "hflip"    # flips that keep a label: "dihedral", "hflip" or "none" (see transforms)
     make_data: Callable[[Path], None] | None = None  # builds the data itself (no download needed)
     references: dict[str, float] | None = None  # reference scores, e.g. Kaggle's medal thresholds
+
+    @property
+    def multilabel(self) -> bool:
+        """Each image has any number of tags (the layout says so) rather than one class."""
+        return self.layout.multilabel
+
+    def with_classes(self, train_labels: pd.Series) -> "Competition":
+        """The competition with its classes listed, from the training labels if it leaves them out."""
+        if self.classes is not None:
+            return self
+        return replace(self, classes=discover(train_labels, self.multilabel))
+
+    def targets(self, labels: pd.Series) -> np.ndarray:
+        """What the model learns: class indices, or 0/1 tag rows (labels.py)."""
+        return encode(labels, self.classes, self.multilabel)
 
 
 def search_path() -> list[Path]:
@@ -69,9 +97,11 @@ def _from_file(name: str, path: Path) -> Competition:
     if missing:
         raise PipelineError(f"{path}: defines no {', '.join(missing)}; see competitions/digits for a template")
     fields = {k: getattr(module, k) for k in REQUIRED}
-    fields["classes"] = list(fields["classes"])
-    if len(set(fields["classes"])) != len(fields["classes"]):
-        raise PipelineError(f"{path}: `classes` lists a class twice")
+    if fields["classes"] is not None:
+        fields["classes"] = list(fields["classes"])
+        if len(set(fields["classes"])) != len(fields["classes"]):
+            raise PipelineError(f"{path}: `classes` lists a class twice")
+    _check_task(path, fields["layout"], fields["metric"], fields["submission"], fields["classes"])
     symmetry = getattr(module, "symmetry", "hflip")
     if symmetry not in SYMMETRIES:
         raise PipelineError(f"{path}: symmetry {symmetry!r}; use one of {', '.join(SYMMETRIES)}")
@@ -80,3 +110,24 @@ def _from_file(name: str, path: Path) -> Competition:
         raise PipelineError(f"{path}: `references` maps names to scores, e.g. {{'gold': 0.99}}")
     return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
                        symmetry=symmetry, references=references, **fields)
+
+
+def _check_task(path: Path, layout, metric: Metric, spec: Submission, classes: list[str] | None) -> None:
+    """The layout, metric and submission must agree on the task: one class or tags per image."""
+    tags = getattr(layout, "multilabel", False)
+    if tags != (metric.threshold is not None):
+        raise PipelineError(f"{path}: metric {metric.name!r} is for {'tags' if metric.threshold else 'one class'} "
+                            f"per image but the layout has {'tags' if tags else 'one class'}; "
+                            f"{'use a thresholded metric such as f2' if tags else 'use e.g. accuracy or log_loss'}")
+    kinds = [spec.label_column is not None and spec.probability_of is None, spec.probability_of is not None,
+             spec.per_class]
+    if sum(kinds) != 1 or (spec.per_class and spec.label_column is not None) or \
+            (spec.probability_of is not None and spec.label_column is None):
+        raise PipelineError(f"{path}: `submission` needs exactly one of label_column (the class), label_column "
+                            f"with probability_of (a class's probability), or per_class=True")
+    if tags and not kinds[0]:
+        raise PipelineError(f"{path}: a multi-label submission writes the tags in label_column")
+    if spec.probability_of is not None and classes is not None and spec.probability_of not in classes:
+        raise PipelineError(f"{path}: probability_of={spec.probability_of!r} is not one of the classes")
+    if not 0 <= spec.clip < 0.5:
+        raise PipelineError(f"{path}: clip={spec.clip} must be in [0, 0.5)")

@@ -1,8 +1,9 @@
 """What a Kaggler looks at after a run: training curves and the schedule actually applied, the
-confusion matrix with the most confused pairs and per-class precision/recall, and the images the
-model gets most wrong. Everything is a file in <run>/diagnostics/: PNGs and CSVs."""
+confusion matrix with the most confused pairs and per-class precision/recall (for tags: each
+tag's precision/recall at its threshold), and the images the model gets most wrong. Everything is a file in <run>/diagnostics/: PNGs and CSVs."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .files import atomic_path, write_csv
-from .metrics import example_losses
+from .labels import decide, describe, example_losses
 
 
 def pyplot():
@@ -108,25 +109,45 @@ def confusion(labels: np.ndarray, probs: np.ndarray, classes: list[str], out_dir
 
 
 def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, probs: np.ndarray, ids: np.ndarray,
-               classes: list[str], path: Path, n: int = 16) -> pd.DataFrame:
+               classes: list[str], path: Path, thresholds=None, n: int = 16) -> pd.DataFrame:
     """A grid of the `n` predictions with the highest loss (row i's image: images[positions[i]]),
-    each titled with the true class and its probability, the predicted class and its probability."""
-    p_true = probs[np.arange(len(labels)), labels]
-    order = np.argsort(p_true, kind="stable")[:n]  # highest loss = lowest probability of the truth
-    rows = pd.DataFrame({"id": ids[order], "label": [classes[i] for i in labels[order]],
-                         "predicted": [classes[i] for i in probs[order].argmax(1)],
-                         "p_predicted": probs[order].max(1), "p_label": p_true[order],
-                         "loss": example_losses(labels[order], probs[order])})
+    each titled with the truth and the prediction: class and probability, or tags (those above
+    their thresholds)."""
+    loss = example_losses(labels, probs)
+    order = np.argsort(-loss, kind="stable")[:n]
+    if labels.ndim == 2:
+        chosen = decide(probs[order], 0.5 if thresholds is None else thresholds)
+        rows = pd.DataFrame({"id": ids[order], "label": [describe(y, classes) for y in labels[order]],
+                             "predicted": [describe(c, classes) for c in chosen], "loss": loss[order]})
+        titles = [f"{r.id}\ntrue {r.label}\npred {r.predicted}" for r in rows.itertuples()]
+    else:
+        p_true = probs[order, labels[order]]
+        rows = pd.DataFrame({"id": ids[order], "label": [classes[i] for i in labels[order]],
+                             "predicted": [classes[i] for i in probs[order].argmax(1)],
+                             "p_predicted": probs[order].max(1), "p_label": p_true, "loss": loss[order]})
+        titles = [f"{r.id}\ntrue {r.label} ({r.p_label:.2f})\npred {r.predicted} ({r.p_predicted:.2f})"
+                  for r in rows.itertuples()]
     plt = pyplot()
     cols = 4
-    fig, axes = plt.subplots((len(order) + cols - 1) // cols, cols, figsize=(3 * cols, 3.3 * ((len(order) + cols - 1) // cols)),
-                             squeeze=False)
+    n_rows = (len(order) + cols - 1) // cols
+    fig, axes = plt.subplots(n_rows, cols, figsize=(3 * cols, 3.3 * n_rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i, row in zip(axes.flat, order, rows.itertuples()):
+    for ax, i, title in zip(axes.flat, order, titles):
         ax.imshow(images[positions[i]])
-        ax.set_title(f"{row.id}\ntrue {row.label} ({row.p_label:.2f})\npred {row.predicted} ({row.p_predicted:.2f})",
-                     fontsize=7)
+        ax.set_title(textwrap.fill(title, 40, replace_whitespace=False), fontsize=7)
     fig.tight_layout()
     save_png(fig, path)
     return rows
+
+
+def per_tag(labels: np.ndarray, probs: np.ndarray, thresholds, classes: list[str], out_dir: Path) -> pd.DataFrame:
+    """Multi-label: per_class.csv with each tag's threshold, precision, recall, F1 and support at
+    the thresholds the submission uses, hardest (lowest F1) first. Returns the table."""
+    thresholds = np.full(len(classes), 0.5) if thresholds is None else np.asarray(thresholds)
+    pred = decide(probs, thresholds)
+    p, r, f, s = precision_recall_fscore_support(labels.astype(bool), pred, zero_division=0)
+    table = pd.DataFrame({"tag": classes, "threshold": thresholds, "precision": p, "recall": r, "f1": f,
+                          "support": s}).sort_values(["f1", "support"], kind="stable")
+    write_csv(out_dir / "per_class.csv", table)
+    return table

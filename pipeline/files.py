@@ -45,9 +45,9 @@ def write_parquet(path: Path, df) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def write_csv(path: Path, df) -> None:
+def write_csv(path: Path, df, **options) -> None:
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        df.to_csv(tmp, index=False, **options)
 
 
 def fingerprint(*parts: Any) -> str:

@@ -1,10 +1,18 @@
-"""Where a competition keeps its images and labels, for the common Kaggle layouts.
+"""Where a competition keeps its images and labels, for the common Kaggle layouts:
 
-A layout turns a data folder into two tables: `train` (id, path, label) and `test` (id, path).
-Test ids are the file names (or stems) in the test folder, in the order of sample_submission.csv.
+    ClassFolders  train/<class>/<image>                          (plant-seedlings)
+    LabelsCSV     a CSV of id,label and train/<id>.jpg            (dog breeds)
+    TagsCSV       a CSV of id,"tag tag ...": multi-label          (planet)
+    FileNames     the label in the file name: train/cat.123.jpg   (dogs vs cats)
+
+A layout turns a data folder into two tables: `train` (id, path, label) and `test` (id, path);
+a multi-label layout's labels are space-separated tags. Test ids are the file names (or stems)
+in the test folder(s), matched against sample_submission.csv. With `classes` None (a
+competition that leaves them unlisted), labels are not checked against a list.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,24 +31,25 @@ def list_images(folder: Path) -> list[Path]:
 class ClassFolders:
     """train/<class>/<image>, test/<image>: one folder per class (e.g. plant-seedlings)."""
     train_dir: str = "train"
-    test_dir: str = "test"
+    test_dir: str | tuple[str, ...] = "test"  # several folders: their images together
     test_id: str = "name"  # submission ids are file "name"s (a.png) or "stem"s (a)
+    multilabel = False
 
     def markers(self) -> list[str]:
         return [self.train_dir]
 
-    def train(self, root: Path, classes: list[str]) -> pd.DataFrame:
+    def train(self, root: Path, classes: list[str] | None) -> pd.DataFrame:
         folder = _existing_dir(root / self.train_dir, "training images")
         rows = []
         for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if sub.name not in classes:
+            if classes is not None and sub.name not in classes:
                 raise PipelineError(f"{sub}: class folder {sub.name!r} is not one of the competition's "
                                     f"classes; remove it or add it to `classes` in the definition")
             rows += [(p.stem, p, sub.name) for p in list_images(sub)]
         return _nonempty(pd.DataFrame(rows, columns=["id", "path", "label"]), folder)
 
     def test(self, root: Path) -> pd.DataFrame:
-        return _test_table(root / self.test_dir, self.test_id)
+        return _test_table(root, self.test_dir, self.test_id)
 
 
 @dataclass(frozen=True)
@@ -50,26 +59,24 @@ class LabelsCSV:
     id_column: str = "id"
     label_column: str = "label"
     train_dir: str = "train"
-    test_dir: str = "test"
+    test_dir: str | tuple[str, ...] = "test"
     suffix: str = ".png"
     test_id: str = "stem"
+    multilabel = False
 
     def markers(self) -> list[str]:
         return [self.csv, self.train_dir]
 
-    def train(self, root: Path, classes: list[str]) -> pd.DataFrame:
+    def train(self, root: Path, classes: list[str] | None) -> pd.DataFrame:
         csv = root / self.csv
         if not csv.is_file():
             raise PipelineError(f"{csv}: labels file missing; download the competition data again")
-        df = pd.read_csv(csv, dtype={self.id_column: str, self.label_column: str})
+        df = pd.read_csv(csv, dtype={self.id_column: str, self.label_column: str}, keep_default_na=False)
         for col in (self.id_column, self.label_column):
             if col not in df.columns:
                 raise PipelineError(f"{csv}: no column {col!r} (has {', '.join(df.columns)}); "
                                     f"fix the layout's column names in the definition")
-        unknown = sorted(set(df[self.label_column]) - set(classes))
-        if unknown:
-            raise PipelineError(f"{csv}: labels {unknown[:5]} are not among the competition's classes; "
-                                f"add them to `classes` in the definition")
+        _check_labels(df[self.label_column], classes, self.multilabel, csv)
         folder = _existing_dir(root / self.train_dir, "training images")
         paths = [folder / f"{i}{self.suffix}" for i in df[self.id_column]]
         missing = [p for p in paths if not p.is_file()]
@@ -80,7 +87,59 @@ class LabelsCSV:
         return _nonempty(out, csv)
 
     def test(self, root: Path) -> pd.DataFrame:
-        return _test_table(root / self.test_dir, self.test_id)
+        return _test_table(root, self.test_dir, self.test_id)
+
+
+@dataclass(frozen=True)
+class TagsCSV(LabelsCSV):
+    """LabelsCSV for multi-label data: each image's labels are space-separated tags (e.g. planet's
+    train_v2.csv: image_name,tags). Trained with one sigmoid per tag (labels.py)."""
+    label_column: str = "tags"
+    multilabel = True
+
+
+@dataclass(frozen=True)
+class FileNames:
+    """The label in each training file's name, e.g. train/cat.123.jpg and train/dog.7.jpg (dogs vs
+    cats): `pattern` is a regular expression whose group "label" matches it (default: the name
+    up to its first dot). Test images: test/<id><suffix>."""
+    train_dir: str = "train"
+    test_dir: str | tuple[str, ...] = "test"
+    pattern: str = r"(?P<label>[^.]+)\."
+    test_id: str = "stem"
+    multilabel = False
+
+    def markers(self) -> list[str]:
+        return [self.train_dir]
+
+    def train(self, root: Path, classes: list[str] | None) -> pd.DataFrame:
+        folder = _existing_dir(root / self.train_dir, "training images")
+        rows = []
+        for p in list_images(folder):
+            m = re.match(self.pattern, p.name)
+            if not m:
+                raise PipelineError(f"{p}: its name doesn't match the layout's pattern {self.pattern!r}; "
+                                    f"remove the file or fix `pattern` in the definition")
+            rows.append((p.stem, p, m.group("label")))
+        df = pd.DataFrame(rows, columns=["id", "path", "label"])
+        _check_labels(df["label"], classes, False, folder)
+        return _nonempty(df, folder)
+
+    def test(self, root: Path) -> pd.DataFrame:
+        return _test_table(root, self.test_dir, self.test_id)
+
+
+def _check_labels(labels: pd.Series, classes: list[str] | None, multilabel: bool, where: Path) -> None:
+    if multilabel and (labels.str.strip() == "").any():
+        raise PipelineError(f"{where}: row {int((labels.str.strip() == '').to_numpy().argmax()) + 1} has no tags; "
+                            f"every training image needs at least one")
+    if classes is None:
+        return
+    found = {t for label in labels for t in label.split()} if multilabel else set(labels)
+    unknown = sorted(found - set(classes))
+    if unknown:
+        raise PipelineError(f"{where}: labels {unknown[:5]} are not among the competition's classes; "
+                            f"add them to `classes` in the definition")
 
 
 def _existing_dir(folder: Path, what: str) -> Path:
@@ -96,9 +155,10 @@ def _nonempty(df: pd.DataFrame, where: Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _test_table(folder: Path, test_id: str) -> pd.DataFrame:
-    paths = list_images(_existing_dir(folder, "test images"))
+def _test_table(root: Path, test_dirs: str | tuple[str, ...], test_id: str) -> pd.DataFrame:
+    folders = [root / d for d in ((test_dirs,) if isinstance(test_dirs, str) else test_dirs)]
+    paths = [p for f in folders for p in list_images(_existing_dir(f, "test images"))]
     if not paths:
-        raise PipelineError(f"{folder}: no test images found; check the data folder is complete")
+        raise PipelineError(f"{', '.join(map(str, folders))}: no test images found; check the data folder is complete")
     ids = [p.name if test_id == "name" else p.stem for p in paths]
     return pd.DataFrame({"id": ids, "path": paths})

@@ -22,9 +22,13 @@ def submit(comp_name: str, run: str | None, message: str, data: str | None, work
                             f"`pipeline run {comp.name} --run {name}`")
     # checked here, not by Kaggle after a day's submission slot is spent
     data_dir = find_data(comp, data, workdir, fetch=False)
-    sample = sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(comp.layout.test(data_dir)["id"]))
+    if comp.classes is None:
+        comp = comp.with_classes(comp.layout.train(data_dir, None)["label"])
+    sample = sub.read_sample(data_dir / comp.submission.sample, comp.submission,
+                             list(comp.layout.test(data_dir)["id"]), comp.classes)
     try:
-        sub.validate(pd.read_csv(path, dtype=str, keep_default_na=False), sample, comp.classes, comp.submission)
+        sub.validate(pd.read_csv(path, dtype=str, keep_default_na=False), sample, comp.classes, comp.submission,
+                     comp.multilabel)
     except PipelineError as e:
         raise PipelineError(f"{path}: not a valid submission, not sent: {e}") from None
     doing = f"submitting {path.name} to {comp.slug}"

@@ -15,9 +15,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .diagnostics import pyplot, save_png
+from .labels import label_loss, strata
 from .models import freeze, layer_groups, normalization, train_mode
 from .recipe import Recipe
 from .sampling import epoch_indices
@@ -81,7 +81,7 @@ def range_test(net: torch.nn.Module, batches: Iterable, optimizer: torch.optim.O
             for g in optimizer.param_groups:
                 g["lr"] = lr * g["peak_lr"] / top
             with dev.autocast():
-                loss = F.cross_entropy(net(prepare(x)), y.to(dev.device), label_smoothing=label_smoothing)
+                loss = label_loss(net(prepare(x)), y.to(dev.device), label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -118,7 +118,7 @@ def phase_range_test(model: torch.nn.Module, recipe: Recipe, phase_index: int, d
     net, train_ds, _, _, prep = phase_data(model, phase, phase_index, data, recipe, seed, symmetry, dev,
                                            lambda x: to_input(x, mean, std, dev.device, dev.channels_last),
                                            feature_cache)
-    order = epoch_indices(data.labels[data.train_idx], recipe.oversample, np.random.default_rng(seed * 100))
+    order = epoch_indices(strata(data.labels[data.train_idx]), recipe.oversample, np.random.default_rng(seed * 100))
     loader = epoch_loader(train_ds, order, min(recipe.batch_size, len(order)), seed * 100, dev)
     if phase.precompute:
         net.train()

@@ -1,4 +1,9 @@
-"""Competition metrics. Each takes integer labels and class probabilities, as Kaggle scores them."""
+"""Competition metrics, computed as Kaggle scores them.
+
+A metric takes the labels (class indices, or 0/1 rows for tags: see labels.py) and the predicted
+probabilities. A multi-label metric scores yes/no decisions instead: it has a `threshold`, the
+default above which a tag is predicted, which the run tunes per class (thresholds.py).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,25 +12,51 @@ from typing import Callable
 import numpy as np
 from sklearn.metrics import f1_score
 
+from .labels import decide
+
+KAGGLE_EPS = 1e-15  # Kaggle's log loss replaces p by max(min(p, 1 - 1e-15), 1e-15)
+
 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    fn: Callable[[np.ndarray, np.ndarray], float]  # (labels [N], probs [N, C]) -> score
+    fn: Callable[[np.ndarray, np.ndarray], float]  # (labels, probs, or decisions if thresholded) -> score
     higher_is_better: bool = True
+    threshold: float | None = None  # set: a multi-label metric of tags predicted above this threshold
 
-    def __call__(self, labels: np.ndarray, probs: np.ndarray) -> float:
-        return float(self.fn(np.asarray(labels), np.asarray(probs)))
+    def __call__(self, labels: np.ndarray, probs: np.ndarray, thresholds=None) -> float:
+        probs = np.asarray(probs)
+        if self.threshold is not None:
+            probs = decide(probs, self.threshold if thresholds is None else thresholds)
+        return float(self.fn(np.asarray(labels), probs))
 
     def better(self, a: float, b: float) -> bool:
         """Is score `a` better than score `b`?"""
         return a > b if self.higher_is_better else a < b
 
 
+def multiclass_log_loss(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Kaggle's multi-class log loss: each row divided by its sum, then clipped to
+    [1e-15, 1 - 1e-15]; the mean of -log p(true class). Two classes: the binary log loss."""
+    p = probs / probs.sum(1, keepdims=True)
+    p = np.clip(p[np.arange(len(labels)), labels], KAGGLE_EPS, 1 - KAGGLE_EPS)
+    return float(-np.log(p).mean())
+
+
+def mean_fbeta(labels: np.ndarray, predicted: np.ndarray, beta: float = 2.0) -> float:
+    """F-beta of each image's predicted tags against its true ones, averaged over images (as
+    sklearn's fbeta_score(average="samples"); an image with no true and no predicted tag scores 0).
+    Vectorised: threshold tuning calls it thousands of times."""
+    y, p = labels.astype(bool), predicted.astype(bool)
+    tp = (y & p).sum(1)
+    fn, fp = (y & ~p).sum(1), (~y & p).sum(1)
+    b2 = beta * beta
+    denom = (1 + b2) * tp + b2 * fn + fp
+    return float(np.where(denom > 0, (1 + b2) * tp / np.maximum(denom, 1), 0.0).mean())
+
+
 micro_f1 = Metric("micro_f1", lambda y, p: f1_score(y, p.argmax(1), average="micro"))
 accuracy = Metric("accuracy", lambda y, p: float((p.argmax(1) == y).mean()))
-
-
-def example_losses(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Each example's cross-entropy: -log of the probability given to its true class."""
-    return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))
+log_loss = Metric("log_loss", multiclass_log_loss, higher_is_better=False)
+# planet: F2 per image favours recall, so a low starting threshold (the usual 0.2)
+f2 = Metric("f2", mean_fbeta, threshold=0.2)

@@ -1,4 +1,4 @@
-"""Inference with test-time augmentation: class probabilities averaged over dihedral views."""
+"""Inference with test-time augmentation: class (or tag) probabilities averaged over dihedral views."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .labels import probabilities
 from .models import create_model, normalization
 from .trainer import Device
 from .transforms import to_input, tta_views
@@ -20,15 +21,17 @@ def load_checkpoint(path: Path, dev: Device) -> tuple[torch.nn.Module, dict]:
     return model.to(dev.device, memory_format=fmt).eval(), ckpt
 
 
-def predict(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict") -> np.ndarray:
+def predict(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict",
+            multilabel: bool = False) -> np.ndarray:
     """Probabilities [N, C] for uint8 images [N, H, W, 3], averaged over `tta` views."""
-    return predict_views(model, images, tta, dev, batch_size, desc)[0]
+    return predict_views(model, images, tta, dev, batch_size, desc, multilabel)[0]
 
 
 @torch.inference_mode()
 def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: int,
-                  desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C].
+                  desc: str = "predict", multilabel: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C];
+    sigmoids of a multi-label model (its checkpoint says which), else softmax.
     Views are averaged as probabilities (not logits), as the ensembles built on them also are."""
     mean, std = normalization(model)
     out, plain = [], []
@@ -37,7 +40,7 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
         p = 0
         for j, view in enumerate(tta_views(x, tta)):
             with dev.autocast():
-                q = model(view).float().softmax(1)
+                q = probabilities(model(view).float(), multilabel)
             if j == 0:
                 plain.append(q.cpu().numpy())
             p = p + q

@@ -2,7 +2,7 @@
 run folder (data/runs/<competition>/<run>/).
 
     data -> folds -> train (per fold) -> predict (OOF + test; checkpoint or snapshots, SWA, TTA views)
-         -> submit -> diagnostics -> scores
+         -> thresholds (multi-label: per class, tuned on OOF) -> submit -> diagnostics -> scores
 
 Every stage records a key: a fingerprint of the settings and upstream results it depends on.
 A re-run skips a stage whose key is unchanged and whose outputs exist, so a changed setting
@@ -29,7 +29,7 @@ from .images import ImageCache
 from .locate import default_workdir, find_data, in_kernel, kaggle_root
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
-from . import diagnostics, ensemble, registry, submission as sub
+from . import diagnostics, ensemble, registry, submission as sub, thresholds
 from .lr_find import phase_range_test, plot
 from .trainer import Device, FoldData, fit, snapshot_name
 from .transforms import SYMMETRIES
@@ -50,7 +50,8 @@ class Run:
     run_dir: Path
     submission_path: Path
     dev: Device
-    train: pd.DataFrame             # id, path, label, y (class index)
+    train: pd.DataFrame             # id, path, label
+    targets: np.ndarray             # per training image: class index, or 0/1 tag row (labels.py)
     test: pd.DataFrame              # id, path
     train_images: ImageCache
     test_images: ImageCache
@@ -84,16 +85,19 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
     validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
     data_dir = find_data(comp, data, workdir)
     train = comp.layout.train(data_dir, comp.classes)
-    train["y"] = train["label"].map({c: i for i, c in enumerate(comp.classes)})
+    if comp.classes is None:
+        comp = comp.with_classes(train["label"])
+        log(f"{comp.name}: {len(comp.classes)} classes from the training labels: "
+            f"{', '.join(comp.classes[:8])}{', ...' if len(comp.classes) > 8 else ''}")
     test = comp.layout.test(data_dir)
     # checked now, not after an hour of training: the sample must list exactly the test images
-    sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]))
+    sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]), comp.classes)
     name = run or recipe_name
     # a kernel keeps all of /kaggle/working as its output: decoded images go to scratch space there
     cache = (Path(tempfile.gettempdir()) if in_kernel() else workdir / "data") / "cache" / comp.name
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     r = Run(comp, recipe, recipe_name, name, data_dir, workdir / "data" / "runs" / comp.name / name,
-            workdir / "submissions" / comp.name / f"{name}.csv", dev, train, test,
+            workdir / "submissions" / comp.name / f"{name}.csv", dev, train, comp.targets(train["label"]), test,
             ImageCache(list(train["path"]), cache, "decode train", train_files),
             ImageCache(list(test["path"]), cache, "decode test", test_files), log=log)
     r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files)
@@ -122,7 +126,7 @@ def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], Non
 def folds_stage(r: Run) -> np.ndarray:
     """Each training image's fold (folds.csv), split once per data, fold count and seed."""
     def split():
-        folds = assign_folds(r.train["label"], r.recipe.folds, r.recipe.seed)
+        folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes)
         write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
     stage(r, "folds", fingerprint(r.keys["data"], r.recipe.folds, r.recipe.seed), [r.run_dir / "folds.csv"], split)
     return read_folds(r)
@@ -140,7 +144,7 @@ def train_key(r: Run, k: int) -> str:
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
     return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.all_phases()], rc.batch_size,
                        rc.weight_decay, rc.label_smoothing, rc.oversample, rc.seed, r.comp.classes,
-                       r.comp.symmetry)
+                       r.comp.multilabel, r.comp.symmetry)
 
 
 def train_stage(r: Run, folds: np.ndarray) -> None:
@@ -165,7 +169,7 @@ def fresh_model(r: Run) -> torch.nn.Module:
 
 
 def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
-    return FoldData(r.train_images, r.train["y"].to_numpy(), np.flatnonzero(folds != k), np.flatnonzero(folds == k),
+    return FoldData(r.train_images, r.targets, np.flatnonzero(folds != k), np.flatnonzero(folds == k),
                     r.train["id"].to_numpy(), r.comp.classes)
 
 
@@ -228,9 +232,8 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
             id=r.train["id"].to_numpy()[valid], label=r.train["label"].to_numpy()[valid], fold=k))
         test.append(pd.DataFrame(p, columns=classes).assign(id=r.test["id"].to_numpy(), fold=k))
     oof_df = pd.concat(oof, ignore_index=True)
-    y = oof_df["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    table = [{"ingredient": name, r.comp.metric.name: r.comp.metric(y, np.concatenate(ps))}
-             for name, ps in parts.items()]
+    y = r.comp.targets(oof_df["label"])
+    table = [{"ingredient": name, r.comp.metric.name: score(r, y, np.concatenate(ps))} for name, ps in parts.items()]
     write_json(r.run_dir / "ensemble.json", {"ingredients": table, "seconds": {k: round(v, 1) for k, v in seconds.items()}})
     write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[["id", "label", "fold"] + classes])
     test_df = pd.concat(test, ignore_index=True)
@@ -254,13 +257,45 @@ def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None 
     return f"{folder}:\n" + ensemble.describe(folder)
 
 
+def score(r: Run, y: np.ndarray, probs: np.ndarray, thresholds=None) -> float:
+    """The competition's metric on predictions as they would be submitted (clipped; tags above
+    the thresholds, the metric's default ones when none are given)."""
+    return r.comp.metric(y, sub.submitted_probabilities(probs, r.comp.submission), thresholds)
+
+
+def read_thresholds(r: Run) -> np.ndarray | None:
+    saved = read_json(r.run_dir / "thresholds.json", None)
+    return None if saved is None else np.array([saved["thresholds"][c] for c in r.comp.classes])
+
+
+def thresholds_stage(r: Run) -> None:
+    """Multi-label: a threshold per class, tuned on the OOF predictions (thresholds.py). Tuned and
+    scored on the same predictions is optimistic; with two or more folds, each fold is also scored
+    with thresholds tuned on the others, which is not."""
+    classes, metric = r.comp.classes, r.comp.metric
+    oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
+    y, probs, fold = r.comp.targets(oof["label"]), oof[classes].to_numpy(), oof["fold"].to_numpy()
+    tuned = thresholds.tune(y, probs, metric)
+    result = {"thresholds": dict(zip(classes, tuned.tolist())), "default": metric.threshold,
+              f"oof_{metric.name}_default": metric(y, probs), f"oof_{metric.name}_tuned": metric(y, probs, tuned)}
+    if len(np.unique(fold)) > 1:  # each fold scored with thresholds tuned on the other folds
+        held = [metric(y[fold == k], probs[fold == k], thresholds.tune(y[fold != k], probs[fold != k], metric))
+                for k in np.unique(fold)]
+        result[f"{metric.name}_tuned_on_other_folds"] = float(np.mean(held))
+    write_json(r.run_dir / "thresholds.json", result)
+    honest = result.get(f"{metric.name}_tuned_on_other_folds")
+    r.log(f" OOF {metric.name}: {result[f'oof_{metric.name}_default']:.4f} at {metric.threshold} for every class, "
+          f"{result[f'oof_{metric.name}_tuned']:.4f} with per-class thresholds tuned on it"
+          + (f", {honest:.4f} per fold with thresholds tuned on the other folds" if honest is not None else ""))
+
+
 def submit_stage(r: Run) -> None:
     spec, classes = r.comp.submission, r.comp.classes
-    sample = sub.read_sample(r.data_dir / spec.sample, spec, list(r.test["id"]))
+    sample = sub.read_sample(r.data_dir / spec.sample, spec, list(r.test["id"]), classes)
     preds = pd.read_parquet(r.run_dir / "test_predictions.parquet")
     mean = preds.groupby("id", sort=False)[classes].mean()  # fold ensemble: average probabilities
-    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec)
-    sub.validate(out, sample, classes, spec)
+    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, r.comp.multilabel, read_thresholds(r))
+    sub.validate(out, sample, classes, spec, r.comp.multilabel)
     sub.write(out, r.submission_path)
 
 
@@ -270,26 +305,31 @@ def diagnostics_stage(r: Run) -> None:
     for k in r.recipe.fold_list():
         diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
-    y, probs = oof["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(), oof[classes].to_numpy()
-    pairs = diagnostics.confusion(y, probs, classes, out)
+    y, probs = r.comp.targets(oof["label"]), oof[classes].to_numpy()
     size = r.recipe.all_phases()[-1].size
     positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
     diagnostics.top_losses(r.train_images[size], positions, y, probs, oof["id"].to_numpy(), classes,
-                           out / "top_losses.png")
+                           out / "top_losses.png", read_thresholds(r))
+    if r.comp.multilabel:
+        table = diagnostics.per_tag(y, probs, read_thresholds(r), classes, out)
+        worst = ", ".join(f"{t.tag} (F1 {t.f1:.2f}, {t.support} images)" for t in table.head(3).itertuples())
+        r.log(f" hardest tags: {worst}; plots and tables in {out}")
+        return
+    pairs = diagnostics.confusion(y, probs, classes, out)
     top = ", ".join(f"{p.true} as {p.predicted} ({p.count})" for p in pairs.head(3).itertuples())
     r.log(f" most confused: {top or 'nothing'}; plots and tables in {out}")
 
 
 def scores_stage(r: Run) -> dict:
     """Per-fold and OOF scores and stage times (the resolved settings are in settings.json)."""
-    classes, metric = r.comp.classes, r.comp.metric
+    classes, metric, tuned = r.comp.classes, r.comp.metric, read_thresholds(r)
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
-    index = {c: i for i, c in enumerate(classes)}
-    def score(df): return metric(df["label"].map(index).to_numpy(), df[classes].to_numpy())
-    folds = [{"fold": int(k), "images": len(df), metric.name: score(df)} for k, df in oof.groupby("fold")]
+    def scored(df): return score(r, r.comp.targets(df["label"]), df[classes].to_numpy(), tuned)
+    folds = [{"fold": int(k), "images": len(df), metric.name: scored(df)} for k, df in oof.groupby("fold")]
     result = {
         "competition": r.comp.name, "run": r.name, "metric": metric.name,
-        "folds": folds, "oof": score(oof), "oof_images": len(oof),
+        "higher_is_better": metric.higher_is_better,
+        "folds": folds, "oof": scored(oof), "oof_images": len(oof),
         "mean": float(np.mean([f[metric.name] for f in folds])),
         "std": float(np.std([f[metric.name] for f in folds])),
         "trained_folds": r.recipe.fold_list(), "total_folds": r.recipe.folds,
@@ -297,6 +337,8 @@ def scores_stage(r: Run) -> dict:
         "submission": str(r.submission_path),
         "ensemble": read_json(r.run_dir / "ensemble.json", {}),
     }
+    if tuned is not None:
+        result["thresholds"] = read_json(r.run_dir / "thresholds.json", {})
     return result
 
 
@@ -347,12 +389,18 @@ def run_stages(r: Run) -> dict:
     stage(r, "predict", fingerprint(fold_keys, rc.tta, rc.checkpoint, rc.snapshots, r.keys["data"]),
           [r.run_dir / f for f in ("oof_predictions.parquet", "test_predictions.parquet", "ensemble.json")],
           lambda: predict_stage(r, folds))
+    if r.comp.multilabel:
+        stage(r, "thresholds", fingerprint(r.keys["predict"], r.comp.metric.name, r.comp.metric.threshold,
+                                           thresholds.GRID.tolist()),
+              [r.run_dir / "thresholds.json"], lambda: thresholds_stage(r))
+    decided = r.keys.get("thresholds", r.keys["predict"])
     sample_file = r.data_dir / r.comp.submission.sample
-    stage(r, "submit", fingerprint(r.keys["predict"], asdict(r.comp.submission),
+    stage(r, "submit", fingerprint(decided, asdict(r.comp.submission),
                                    files_fingerprint([sample_file]) if sample_file.exists() else None),
           [r.submission_path], lambda: submit_stage(r))
-    stage(r, "diagnostics", fingerprint(r.keys["predict"], fold_keys),
-          [r.run_dir / "diagnostics" / f for f in ("confusion.csv", "top_losses.png")], lambda: diagnostics_stage(r))
+    table = "per_class.csv" if r.comp.multilabel else "confusion.csv"
+    stage(r, "diagnostics", fingerprint(decided, fold_keys),
+          [r.run_dir / "diagnostics" / f for f in (table, "top_losses.png")], lambda: diagnostics_stage(r))
     t0 = time.time()
     result = scores_stage(r)
     result["seconds"]["scores"] = round(time.time() - t0, 1)

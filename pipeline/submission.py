@@ -1,4 +1,6 @@
-"""Submissions in exactly the competition's format: the rows, order and header of sample_submission.csv."""
+"""Submissions in exactly the competition's format: the rows, order and header of
+sample_submission.csv, holding a class, tags, a class's probability, or a probability per class
+(see competition.Submission)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,15 +11,26 @@ import pandas as pd
 from . import PipelineError
 from .competition import Submission
 from .files import write_csv
+from .labels import decide, tags
 
 
-def read_sample(path: Path, spec: Submission, test_ids: list[str]) -> pd.DataFrame:
-    """The sample submission, checked against the test folder: same ids, each once."""
+def read_sample(path: Path, spec: Submission, test_ids: list[str], classes: list[str] | None) -> pd.DataFrame:
+    """The sample submission, checked against the test folder (same ids, each once) and against
+    the definition (its header)."""
     if not path.is_file():
         raise PipelineError(f"{path}: sample submission missing; download the competition data again")
-    sample = pd.read_csv(path, dtype=str)
-    if list(sample.columns) != [spec.id_column, spec.label_column]:
-        raise PipelineError(f"{path}: header {list(sample.columns)}, expected "
+    sample = pd.read_csv(path, dtype=str, keep_default_na=False)
+    header = list(sample.columns)
+    if spec.per_class:
+        got = header[1:]
+        if header[:1] != [spec.id_column] or (classes is not None and sorted(got) != sorted(classes)):
+            extra, missing = sorted(set(got) - set(classes or got)), sorted(set(classes or got) - set(got))
+            raise PipelineError(f"{path}: header should be {spec.id_column} and one column per class"
+                                + (f"; unknown columns {extra[:3]}" if extra else "")
+                                + (f"; no column for {missing[:3]}" if missing else "")
+                                + "; fix `submission` or `classes` in the definition")
+    elif header != [spec.id_column, spec.label_column]:
+        raise PipelineError(f"{path}: header {header}, expected "
                             f"{[spec.id_column, spec.label_column]}; fix `submission` in the definition")
     ids = sample[spec.id_column]
     if ids.duplicated().any():
@@ -32,25 +45,57 @@ def read_sample(path: Path, spec: Submission, test_ids: list[str]) -> pd.DataFra
     return sample
 
 
+def submitted_probabilities(probs: np.ndarray, spec: Submission) -> np.ndarray:
+    """The probabilities as written: clipped to [clip, 1 - clip], rows renormalised. Scores of
+    out-of-fold predictions use the same, so CV measures what is submitted."""
+    if not spec.clip:
+        return probs
+    p = np.clip(probs, spec.clip, 1 - spec.clip)
+    return p / p.sum(1, keepdims=True) if spec.per_class else p
+
+
 def build(test_ids: list[str], probs: np.ndarray, classes: list[str], sample: pd.DataFrame,
-          spec: Submission) -> pd.DataFrame:
-    """Predicted class per test id, in the sample's row order."""
-    pred = pd.Series(np.asarray(classes)[probs.argmax(1)], index=test_ids)
+          spec: Submission, multilabel: bool = False, thresholds=None) -> pd.DataFrame:
+    """One row per sample id, in the sample's order, with what `spec` says the rows hold."""
+    probs = pd.DataFrame(submitted_probabilities(probs, spec) if not multilabel else probs,
+                         index=test_ids, columns=classes).loc[sample[spec.id_column]]
     out = pd.DataFrame({spec.id_column: sample[spec.id_column].to_numpy()})
-    out[spec.label_column] = pred.loc[out[spec.id_column]].to_numpy()
+    if spec.per_class:
+        for c in sample.columns[1:]:
+            out[c] = probs[c].to_numpy()
+    elif spec.probability_of is not None:
+        out[spec.label_column] = probs[spec.probability_of].to_numpy()
+    elif multilabel:
+        chosen = decide(probs.to_numpy(), thresholds)
+        out[spec.label_column] = [" ".join(np.asarray(classes)[row]) for row in chosen]
+    else:
+        out[spec.label_column] = np.asarray(classes)[probs.to_numpy().argmax(1)]
     return out
 
 
-def validate(sub: pd.DataFrame, sample: pd.DataFrame, classes: list[str], spec: Submission) -> None:
+def validate(sub: pd.DataFrame, sample: pd.DataFrame, classes: list[str], spec: Submission,
+             multilabel: bool = False) -> None:
+    """What Kaggle would reject, or score as garbage, caught before it costs a submission."""
     if list(sub.columns) != list(sample.columns):
         raise PipelineError(f"submission header {list(sub.columns)} != sample's {list(sample.columns)}")
     if len(sub) != len(sample) or not (sub[spec.id_column].to_numpy() == sample[spec.id_column].to_numpy()).all():
         raise PipelineError("submission rows differ from the sample submission's ids or order")
-    bad = ~sub[spec.label_column].isin(classes)
-    if bad.any():
-        raise PipelineError(f"submission has label {sub[spec.label_column][bad].iloc[0]!r}, not a class")
+    values = sub.drop(columns=spec.id_column)
+    if spec.per_class or spec.probability_of is not None:
+        p = values.apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+            raise PipelineError("submission has a probability that is not a number in [0, 1]")
+        if spec.per_class and not np.allclose(p.sum(1), 1, atol=1e-4):
+            raise PipelineError(f"submission row {int(np.abs(p.sum(1) - 1).argmax()) + 2}: "
+                                f"probabilities sum to {p.sum(1)[np.abs(p.sum(1) - 1).argmax()]:.4f}, not 1")
+        return
+    labels = values[spec.label_column]
+    bad = [v for v in labels if any(t not in classes for t in tags(v))] if multilabel else \
+        list(labels[~labels.isin(classes)])
+    if bad:
+        raise PipelineError(f"submission has label {bad[0]!r}, not {'made of tags' if multilabel else 'a class'}")
 
 
 def write(sub: pd.DataFrame, path: Path) -> None:
     """Atomically: a failed or interrupted run never leaves a partial submission."""
-    write_csv(path, sub)
+    write_csv(path, sub, float_format="%.6g")

@@ -18,7 +18,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
@@ -26,7 +25,8 @@ from tqdm import tqdm
 from . import PipelineError
 from .files import atomic_path, write_csv
 from .images import ImageCache
-from .metrics import Metric, example_losses
+from .labels import describe, example_losses, label_loss, probabilities, strata
+from .metrics import Metric
 from .models import freeze, layer_groups, normalization, train_mode
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
@@ -37,11 +37,15 @@ from .transforms import ImageDataset, to_input, train_augment
 @dataclass
 class FoldData:
     images: ImageCache       # every training image; indexed by train_idx / valid_idx
-    labels: np.ndarray       # class index per image
+    labels: np.ndarray       # class index per image, or a 0/1 row of tags (labels.py)
     train_idx: np.ndarray
     valid_idx: np.ndarray
     ids: np.ndarray | None = None       # image ids and class names, for the files a user reads
     classes: list[str] | None = None
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
 
 
 @dataclass
@@ -108,7 +112,7 @@ def train_one_epoch(model, loader, optimizer, phase: Phase, epoch: int, prepare:
         set_schedule(optimizer, phase, step, steps)
         x, y = prepare(x), y.to(dev.device, non_blocking=True)
         with dev.autocast():
-            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+            loss = label_loss(model(x), y, label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -122,14 +126,14 @@ def train_one_epoch(model, loader, optimizer, phase: Phase, epoch: int, prepare:
 
 @torch.inference_mode()
 def validate(model, loader, prepare: Callable, dev: Device) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy and class probabilities over `loader`."""
+    """Mean loss (cross-entropy, or binary cross-entropy for tags) and class probabilities over `loader`."""
     model.eval()
     losses, probs = [], []
     for x, y in loader:
         with dev.autocast():
             logits = model(prepare(x)).float()
-        losses.append(F.cross_entropy(logits, y.to(dev.device), reduction="sum").item())
-        probs.append(logits.softmax(1).cpu().numpy())
+        losses.append(label_loss(logits, y.to(dev.device), reduction="sum").item())
+        probs.append(probabilities(logits, y.ndim == 2).cpu().numpy())
     p = np.concatenate(probs)
     return sum(losses) / len(p), p
 
@@ -204,7 +208,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         for epoch in range(first_epoch, phase.epochs):
             t0 = time.time()
             # sampling seeded per epoch, like shuffling and augmentation: resuming repeats nothing
-            order = epoch_indices(data.labels[data.train_idx], recipe.oversample,
+            order = epoch_indices(strata(data.labels[data.train_idx]), recipe.oversample,
                                   np.random.default_rng(seed * 100 + epoch))
             if mined is not None:
                 order = np.concatenate([order, np.repeat(mined, phase.mine_repeat)])
@@ -225,7 +229,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
                             "valid_loss": valid_loss, metric.name: score, "seconds": time.time() - t0})
             log(f"  {where}  train_loss {train_loss:.4f}  valid_loss {valid_loss:.4f}  "
                 f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
-            ckpt = _checkpoint(model, recipe, history[-1])
+            ckpt = _checkpoint(model, recipe, history[-1], data.multilabel)
             if best is None or metric.better(score, best):
                 best = score
                 _save(ckpt, out_dir / "best.pt")
@@ -242,7 +246,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         state = None
     if swa is not None:
         _finish_swa(swa.module, recipe, data, metric, out_dir, dev, prepare, log, symmetry)
-    _save(_checkpoint(model, recipe, history[-1]), out_dir / "last.pt")
+    _save(_checkpoint(model, recipe, history[-1], data.multilabel), out_dir / "last.pt")
     write_csv(out_dir / "steps.csv", pd.DataFrame(steps))
     write_csv(out_dir / "history.csv", pd.DataFrame(history))
     (out_dir / "state.pt").unlink(missing_ok=True)
@@ -254,8 +258,7 @@ def snapshot_name(phase_index: int, epoch: int) -> str:
 
 
 def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float) -> np.ndarray:
-    """Positions of the `fraction` of examples with the highest loss (lowest probability of the
-    true class), hardest first."""
+    """Positions of the `fraction` of examples with the highest loss, hardest first."""
     loss = example_losses(labels, probs)
     n = max(1, round(fraction * len(labels)))
     return np.argsort(-loss, kind="stable")[:n]
@@ -269,10 +272,12 @@ def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: 
     labels = data.labels[data.train_idx]
     picked = hardest(labels, probs, fraction)
     rows = data.train_idx[picked]
-    names = np.asarray(data.classes) if data.classes is not None else np.arange(probs.shape[1])
+    names = data.classes or [str(c) for c in range(probs.shape[1])]
+    guesses = probs[picked] >= 0.5 if labels.ndim == 2 else probs[picked].argmax(1)
     write_csv(csv, pd.DataFrame({
-        "id": data.ids[rows] if data.ids is not None else rows, "label": names[labels[picked]],
-        "predicted": names[probs[picked].argmax(1)], "p_label": probs[picked, labels[picked]],
+        "id": data.ids[rows] if data.ids is not None else rows,
+        "label": [describe(y, names) for y in labels[picked]],
+        "predicted": [describe(g, names) for g in guesses],
         "loss": example_losses(labels[picked], probs[picked])}))
     return picked
 
@@ -327,7 +332,7 @@ def _finish_swa(net: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, 
     log(f"  SWA: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "
         f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
     row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
-    _save(_checkpoint(net, recipe, row), out_dir / "swa.pt")
+    _save(_checkpoint(net, recipe, row, data.multilabel), out_dir / "swa.pt")
 
 
 def phase_data(model, phase: Phase, pi: int, data: FoldData, recipe: Recipe, seed: int, symmetry: str,
@@ -375,10 +380,11 @@ def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: 
     return model.get_classifier(), train_ds, valid_ds, lambda x: x.to(dev.device)
 
 
-def _checkpoint(model, recipe: Recipe, row: dict) -> dict:
-    """What predicting needs: the weights and the architecture and image size they were trained at."""
+def _checkpoint(model, recipe: Recipe, row: dict, multilabel: bool) -> dict:
+    """What predicting needs: the weights, the architecture and image size they were trained at,
+    and whether the outputs are tags (sigmoids) or one class (softmax)."""
     return {"model": model.state_dict(), "arch": recipe.arch, "num_classes": model.num_classes,
-            "size": row["size"], "phase": row["phase"], "epoch": row["epoch"], "history": row}
+            "multilabel": multilabel, "size": row["size"], "phase": row["phase"], "epoch": row["epoch"], "history": row}
 
 
 def _resume_state(out_dir: Path, key: str) -> dict | None:

@@ -40,7 +40,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             img = self.augment(image=img)["image"]
         x = torch.from_numpy(np.ascontiguousarray(img))
-        return (x, int(self.labels[i])) if self.labels is not None else x
+        return (x, self.labels[i]) if self.labels is not None else x  # (collated into a tensor)
 
 
 def to_input(batch: torch.Tensor, mean, std, device: torch.device, channels_last: bool) -> torch.Tensor:
