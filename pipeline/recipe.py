@@ -160,3 +160,24 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
     if points == 1:
         raise PipelineError(f"{where}: SWA would average a single set of weights; average over more "
                             f"epochs (swa_epochs >= 2) or cycles (schedule 'sgdr' or 'constant')")
+
+
+def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip") -> dict[str, Recipe]:
+    """Recipes a competition starts from until it has tuned its own: plant-seedlings' recipes,
+    generalised. cpu: one fold; the head on cached activations, then all but the early layers
+    (their backward pass is the costly part) at `cpu_size`. gpu: every fold; the head, then the
+    whole network with differential rates at 3/4 of `size`, then at `size` (progressive
+    resizing). TTA: every view `symmetry` allows on a GPU, two at most on a CPU."""
+    from .transforms import SYMMETRIES
+    views, small = SYMMETRIES[symmetry], max(32, round(size * 3 / 4 / 32) * 32)
+    return {
+        "cpu": Recipe(train_folds=(0,), tta=min(2, views), phases=(
+            Phase(size=cpu_size, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
+            Phase(size=cpu_size, epochs=2, lr=differential(2e-3), frozen=("early",)),
+        )),
+        "gpu": Recipe(batch_size=64, tta=views, phases=(
+            Phase(size=small, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
+            Phase(size=small, epochs=4, lr=differential(2e-3)),
+            Phase(size=size, epochs=4, lr=differential(1e-3)),
+        )),
+    }
