@@ -1,5 +1,5 @@
-"""The command line: `pipeline run|lr-find|check|snapshots <competition>`, `pipeline list`, and the
-Kaggle commands `pipeline download|submit|submissions|kernel <competition>`."""
+"""The command line: `pipeline run|lr-find|check|snapshots <competition>`, `pipeline list|new|report`,
+and the Kaggle commands `pipeline download|submit|submissions|kernel <competition>`."""
 from __future__ import annotations
 
 import argparse
@@ -105,6 +105,13 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--html", metavar="FILE", help="also write a self-contained page with the table and plots")
 
     sub.add_parser("list", help="the competitions this installation knows")
+    nw = sub.add_parser("new", help="start a competition: competitions/<name>/ with a definition for its data layout")
+    nw.add_argument("competition", help="its name, best Kaggle's slug (e.g. dog-breed-identification)")
+    nw.add_argument("--layout", required=True, choices=("folders", "csv", "multilabel", "filename"),
+                    help="folders: train/<class>/<image>; csv: a CSV of id,label; multilabel: a CSV of "
+                    "id,tags; filename: the label in the file name (cat.1.jpg)")
+    nw.add_argument("--slug", help="Kaggle's slug, if the name differs")
+    nw.add_argument("--dir", default="competitions", help="where to create it (default: ./competitions)")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
     dl.add_argument("competition")
     dl.add_argument("--force", action="store_true", help="download again even if it was downloaded before")
@@ -141,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             from .competition import available
             print("\n".join(available()))
+        elif args.command == "new":
+            from .scaffold import new
+            folder = new(args.competition, args.layout, Path(args.dir), args.slug)
+            print(f"created {folder}/competition.py and README.md; with its data in "
+                  f"data/{args.competition}/: pipeline run {args.competition}")
         elif args.command == "download":
             from .competition import load
             from .download import download

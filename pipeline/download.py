@@ -50,6 +50,11 @@ def download(comp: Competition, dest: Path, force: bool = False, log=print) -> P
                                "downloaded_at": time.strftime("%Y-%m-%d %H:%M:%S")})
     shutil.rmtree(staging)
     log(f"{comp.name}: {files} files, {size / 1e6:.1f} MB in {dest}")
+    sevens = sorted(p.name for p in dest.rglob("*.7z"))
+    if sevens and not has_data(dest, comp):  # e.g. planet's images: train-jpg.tar.7z
+        raise PipelineError(f"{dest}: Kaggle ships part of this data as 7z archives ({', '.join(sevens[:3])}), "
+                            f"which pipeline does not unpack; in {dest} run `7z x FILE.tar.7z && tar xf FILE.tar` "
+                            f"for each (p7zip), then run again")
     if not has_data(dest, comp):
         need = ", ".join(comp.layout.markers() + [comp.submission.sample])
         raise PipelineError(f"{dest}: the downloaded data has no {need}; fix `layout` or `submission` in "

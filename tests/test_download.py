@@ -161,3 +161,23 @@ def test_each_error_is_one_line_saying_what_to_do(kaggle, workdir, capsys, monke
     assert "kaggle.json" in error_of(capsys, ["download", "plant-seedlings"])
     assert not (workdir / "data" / "plant-seedlings").exists()
 
+
+
+def test_7z_archives_inside_the_download_are_one_line_saying_how_to_unpack(kaggle, workdir, capsys):
+    """planet ships its images as train-jpg.tar.7z beside train_v2.csv.zip: the zips are extracted,
+    and the 7z archives are named with the command that unpacks them."""
+    slug = "planet-understanding-the-amazon-from-space"
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w") as z:
+        for name, text in (("train_v2.csv", "image_name,tags\ntrain_0,clear primary\n"),
+                           ("sample_submission_v2.csv", "image_name,tags\ntest_0,clear\n")):
+            inner = io.BytesIO()
+            with zipfile.ZipFile(inner, "w") as zi:
+                zi.writestr(name, text)
+            z.writestr(f"{name}.zip", inner.getvalue())
+        z.writestr("train-jpg.tar.7z", b"7z\xbc\xaf\x27\x1c")
+    kaggle.archives[slug] = outer.getvalue()
+    err = error_of(capsys, ["download", slug])
+    assert "7z archives (train-jpg.tar.7z)" in err and "7z x FILE.tar.7z && tar xf FILE.tar" in err
+    data = workdir / "data" / slug
+    assert (data / "train_v2.csv").is_file() and (data / "train-jpg.tar.7z").is_file()

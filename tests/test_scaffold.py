@@ -1,0 +1,59 @@
+"""`pipeline new`: a scaffolded competition, for each layout, runs end to end on data in the
+layout's usual names, without an edit."""
+import pandas as pd
+import pytest
+
+from kaggle_layouts import write_jpg
+from pipeline.cli import main
+from pipeline.competition import load
+
+
+def write_data(root, layout):
+    """8 images in each of 2 classes (tags for multilabel), 3 test images, in the scaffold's default names."""
+    rows = []
+    for i in range(16):
+        label = ("cat", "dog")[i % 2]
+        if layout == "folders":
+            write_jpg(root / "train" / label / f"{i}.jpg", i, 100 * (i % 2))
+        elif layout == "filename":
+            write_jpg(root / "train" / f"{label}.{i}.jpg", i, 100 * (i % 2))
+        else:
+            write_jpg(root / "train" / f"{i}.jpg", i, 100 * (i % 2))
+            rows.append((str(i), label + (" indoor" if i % 3 == 0 and layout == "multilabel" else "")))
+    if rows:
+        pd.DataFrame(rows, columns=["id", "tags" if layout == "multilabel" else "label"]).to_csv(
+            root / "train.csv", index=False)
+    names = [f"t{i}.jpg" for i in range(3)]
+    for i, n in enumerate(names):
+        write_jpg(root / "test" / n, 50 + i, 50)
+    ids = names if layout == "folders" else [n[:-4] for n in names]
+    header = {"folders": ["file", "label"], "multilabel": ["id", "tags"]}.get(layout, ["id", "label"])
+    pd.DataFrame({header[0]: ids, header[1]: "cat"}).to_csv(root / "sample_submission.csv", index=False)
+
+
+@pytest.mark.parametrize("layout", ["folders", "csv", "multilabel", "filename"])
+def test_a_scaffolded_competition_runs_as_soon_as_its_data_is_in_place(workdir, layout, capsys):
+    name = f"my-{layout}-comp"
+    assert main(["new", name, "--layout", layout]) == 0
+    folder = workdir / "competitions" / name
+    assert (folder / "competition.py").is_file() and f"pipeline run {name}" in (folder / "README.md").read_text()
+    comp = load(name)
+    assert comp.multilabel == (layout == "multilabel") and comp.slug == name
+    write_data(workdir / "data" / name, layout)
+    assert main(["run", name, "--arch", "test_efficientnet", "--weights", "none", "--folds", "2"]) == 0
+    sub = pd.read_csv(workdir / "submissions" / name / "cpu.csv", dtype=str)
+    sample = pd.read_csv(workdir / "data" / name / "sample_submission.csv", dtype=str)
+    assert list(sub.columns) == list(sample.columns) and list(sub.iloc[:, 0]) == list(sample.iloc[:, 0])
+    labels = {t for v in sub.iloc[:, 1] for t in v.split()}
+    assert labels <= {"cat", "dog", "indoor"}
+    assert "classes from the training labels" in capsys.readouterr().out
+
+
+def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
+    assert main(["new", "plant-seedlings", "--layout", "folders"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["new", "Bad Name", "--layout", "csv"]) == 2
+    assert "lower-case" in capsys.readouterr().err
+    assert main(["new", "fresh", "--layout", "csv"]) == 0
+    assert main(["new", "fresh", "--layout", "csv"]) == 2
+    assert not (workdir / "competitions" / "plant-seedlings").exists()
