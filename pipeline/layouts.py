@@ -28,8 +28,8 @@ def list_images(folder: Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class ClassFolders:
-    """train/<class>/<image>, test/<image>: one folder per class (e.g. plant-seedlings)."""
+class _ImageFolders:
+    """What the layouts without a labels file share: a training folder and test folder(s)."""
     train_dir: str = "train"
     test_dir: str | tuple[str, ...] = "test"  # several folders: their images together
     test_id: str = "name"  # submission ids are file "name"s (a.png) or "stem"s (a)
@@ -37,6 +37,14 @@ class ClassFolders:
 
     def markers(self) -> list[str]:
         return [self.train_dir]
+
+    def test(self, root: Path) -> pd.DataFrame:
+        return _test_table(root, self.test_dir, self.test_id)
+
+
+@dataclass(frozen=True)
+class ClassFolders(_ImageFolders):
+    """train/<class>/<image>, test/<image>: one folder per class (e.g. plant-seedlings)."""
 
     def train(self, root: Path, classes: list[str] | None) -> pd.DataFrame:
         folder = _existing_dir(root / self.train_dir, "training images")
@@ -47,9 +55,6 @@ class ClassFolders:
                                     f"classes; remove it or add it to `classes` in the definition")
             rows += [(p.stem, p, sub.name) for p in list_images(sub)]
         return _nonempty(pd.DataFrame(rows, columns=["id", "path", "label"]), folder)
-
-    def test(self, root: Path) -> pd.DataFrame:
-        return _test_table(root, self.test_dir, self.test_id)
 
 
 @dataclass(frozen=True)
@@ -99,18 +104,12 @@ class TagsCSV(LabelsCSV):
 
 
 @dataclass(frozen=True)
-class FileNames:
+class FileNames(_ImageFolders):
     """The label in each training file's name, e.g. train/cat.123.jpg and train/dog.7.jpg (dogs vs
     cats): `pattern` is a regular expression whose group "label" matches it (default: the name
     up to its first dot). Test images: test/<id><suffix>."""
-    train_dir: str = "train"
-    test_dir: str | tuple[str, ...] = "test"
-    pattern: str = r"(?P<label>[^.]+)\."
     test_id: str = "stem"
-    multilabel = False
-
-    def markers(self) -> list[str]:
-        return [self.train_dir]
+    pattern: str = r"(?P<label>[^.]+)\."
 
     def train(self, root: Path, classes: list[str] | None) -> pd.DataFrame:
         folder = _existing_dir(root / self.train_dir, "training images")
@@ -124,9 +123,6 @@ class FileNames:
         df = pd.DataFrame(rows, columns=["id", "path", "label"])
         _check_labels(df["label"], classes, False, folder)
         return _nonempty(df, folder)
-
-    def test(self, root: Path) -> pd.DataFrame:
-        return _test_table(root, self.test_dir, self.test_id)
 
 
 def _check_labels(labels: pd.Series, classes: list[str] | None, multilabel: bool, where: Path) -> None:
