@@ -102,3 +102,19 @@ def test_html_is_self_contained_and_shows_every_run(workdir):
     assert page.count("data:image/png;base64,") == 2  # fold scores, and CV against the leaderboard
     assert "http" not in page and "<script" not in page and "<link" not in page
     assert "href='data/runs/plant-seedlings/base/diagnostics/'" in page
+
+
+def test_a_lower_is_better_metric_ranks_the_lowest_first(workdir, capsys):
+    from pipeline.metrics import log_loss
+    for name, scores in (("high", [0.60, 0.62]), ("low", [0.40, 0.45])):
+        run_dir = workdir / "data" / "runs" / "dog-breed-identification" / name
+        run_dir.mkdir(parents=True)
+        record_run(workdir, {"competition": "dog-breed-identification", "run": name, "recipe": {"folds": 5}},
+                   run_dir, log_loss, {"train": 1.0}, "finished",
+                   [{"fold": k, "log_loss": s} for k, s in enumerate(scores)], float(np.mean(scores)))
+    table = runs(workdir, "dog-breed-identification")
+    assert list(table["run"]) == ["low", "high"]
+    c = paired(table, "low", "high")
+    assert c["better"] == 2 and c["worse"] == 0  # lower log loss on both folds is better
+    assert main(["report", "dog-breed-identification"]) == 0
+    assert "lower" in capsys.readouterr().out
