@@ -119,13 +119,10 @@ def _check_task(path: Path, layout, metric: Metric, spec: Submission, classes: l
         raise PipelineError(f"{path}: metric {metric.name!r} is for {'tags' if metric.threshold else 'one class'} "
                             f"per image but the layout has {'tags' if tags else 'one class'}; "
                             f"{'use a thresholded metric such as f2' if tags else 'use e.g. accuracy or log_loss'}")
-    kinds = [spec.label_column is not None and spec.probability_of is None, spec.probability_of is not None,
-             spec.per_class]
-    if sum(kinds) != 1 or (spec.per_class and spec.label_column is not None) or \
-            (spec.probability_of is not None and spec.label_column is None):
+    if spec.per_class == (spec.label_column is not None) or (spec.probability_of and spec.label_column is None):
         raise PipelineError(f"{path}: `submission` needs exactly one of label_column (the class), label_column "
                             f"with probability_of (a class's probability), or per_class=True")
-    if tags and not kinds[0]:
+    if tags and (spec.per_class or spec.probability_of):
         raise PipelineError(f"{path}: a multi-label submission writes the tags in label_column")
     if spec.probability_of is not None and classes is not None and spec.probability_of not in classes:
         raise PipelineError(f"{path}: probability_of={spec.probability_of!r} is not one of the classes")

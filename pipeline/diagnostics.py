@@ -1,6 +1,7 @@
 """What a Kaggler looks at after a run: training curves and the schedule actually applied, the
 confusion matrix with the most confused pairs and per-class precision/recall (for tags: each
-tag's precision/recall at its threshold), and the images the model gets most wrong. Everything is a file in <run>/diagnostics/: PNGs and CSVs."""
+tag's precision/recall at its threshold), and the images the model gets most wrong. Everything
+is a file in <run>/diagnostics/: PNGs and CSVs."""
 from __future__ import annotations
 
 import textwrap

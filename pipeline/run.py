@@ -233,7 +233,8 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
         test.append(pd.DataFrame(p, columns=classes).assign(id=r.test["id"].to_numpy(), fold=k))
     oof_df = pd.concat(oof, ignore_index=True)
     y = r.comp.targets(oof_df["label"])
-    table = [{"ingredient": name, r.comp.metric.name: score(r, y, np.concatenate(ps))} for name, ps in parts.items()]
+    table = [{"ingredient": name, r.comp.metric.name: score(r, y, np.concatenate(ps))}
+             for name, ps in parts.items()]
     write_json(r.run_dir / "ensemble.json", {"ingredients": table, "seconds": {k: round(v, 1) for k, v in seconds.items()}})
     write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[["id", "label", "fold"] + classes])
     test_df = pd.concat(test, ignore_index=True)
@@ -305,13 +306,13 @@ def diagnostics_stage(r: Run) -> None:
     for k in r.recipe.fold_list():
         diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
-    y, probs = r.comp.targets(oof["label"]), oof[classes].to_numpy()
+    y, probs, tuned = r.comp.targets(oof["label"]), oof[classes].to_numpy(), read_thresholds(r)
     size = r.recipe.all_phases()[-1].size
     positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
     diagnostics.top_losses(r.train_images[size], positions, y, probs, oof["id"].to_numpy(), classes,
-                           out / "top_losses.png", read_thresholds(r))
+                           out / "top_losses.png", tuned)
     if r.comp.multilabel:
-        table = diagnostics.per_tag(y, probs, read_thresholds(r), classes, out)
+        table = diagnostics.per_tag(y, probs, tuned, classes, out)
         worst = ", ".join(f"{t.tag} (F1 {t.f1:.2f}, {t.support} images)" for t in table.head(3).itertuples())
         r.log(f" hardest tags: {worst}; plots and tables in {out}")
         return

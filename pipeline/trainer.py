@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import PipelineError
 from .files import atomic_path, write_csv
 from .images import ImageCache
-from .labels import describe, example_losses, label_loss, probabilities, strata
+from .labels import decide, describe, example_losses, label_loss, probabilities, strata
 from .metrics import Metric
 from .models import freeze, layer_groups, normalization, train_mode
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
@@ -273,7 +273,7 @@ def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: 
     picked = hardest(labels, probs, fraction)
     rows = data.train_idx[picked]
     names = data.classes or [str(c) for c in range(probs.shape[1])]
-    guesses = probs[picked] >= 0.5 if labels.ndim == 2 else probs[picked].argmax(1)
+    guesses = decide(probs[picked], 0.5) if labels.ndim == 2 else probs[picked].argmax(1)
     write_csv(csv, pd.DataFrame({
         "id": data.ids[rows] if data.ids is not None else rows,
         "label": [describe(y, names) for y in labels[picked]],
@@ -384,7 +384,8 @@ def _checkpoint(model, recipe: Recipe, row: dict, multilabel: bool) -> dict:
     """What predicting needs: the weights, the architecture and image size they were trained at,
     and whether the outputs are tags (sigmoids) or one class (softmax)."""
     return {"model": model.state_dict(), "arch": recipe.arch, "num_classes": model.num_classes,
-            "multilabel": multilabel, "size": row["size"], "phase": row["phase"], "epoch": row["epoch"], "history": row}
+            "multilabel": multilabel, "size": row["size"], "phase": row["phase"], "epoch": row["epoch"],
+            "history": row}
 
 
 def _resume_state(out_dir: Path, key: str) -> dict | None:

@@ -57,3 +57,29 @@ def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
     assert main(["new", "fresh", "--layout", "csv"]) == 0
     assert main(["new", "fresh", "--layout", "csv"]) == 2
     assert not (workdir / "competitions" / "plant-seedlings").exists()
+
+
+@pytest.mark.parametrize("change, error", [
+    ('metric = f2', "metric 'f2' is for tags per image but the layout has one class"),
+    ('submission = Submission(id_column="id")', "needs exactly one of label_column"),
+    ('submission = Submission(id_column="id", label_column="label", per_class=True)', "needs exactly one"),
+    ('submission = Submission(id_column="id", probability_of="cat")', "needs exactly one"),
+    ('submission = Submission(id_column="id", label_column="label", clip=0.5)', "clip=0.5"),
+])
+def test_a_definition_whose_parts_disagree_is_refused_on_load(workdir, change, error):
+    from pipeline import PipelineError
+    assert main(["new", "mixed", "--layout", "csv"]) == 0
+    definition = workdir / "competitions" / "mixed" / "competition.py"
+    definition.write_text(definition.read_text().replace("from pipeline.metrics import accuracy",
+                                                         "from pipeline.metrics import accuracy, f2") + change + "\n")
+    with pytest.raises(PipelineError, match=error):
+        load("mixed")
+
+
+def test_tags_written_with_a_single_class_submission_spec_are_refused(workdir):
+    from pipeline import PipelineError
+    assert main(["new", "tagged", "--layout", "multilabel"]) == 0
+    definition = workdir / "competitions" / "tagged" / "competition.py"
+    definition.write_text(definition.read_text() + 'submission = Submission(id_column="id", per_class=True)\n')
+    with pytest.raises(PipelineError, match="multi-label submission writes the tags"):
+        load("tagged")
