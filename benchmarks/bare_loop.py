@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from pipeline.models import create_model, layer_groups, normalization
 from pipeline.recipe import Phase
-from pipeline.trainer import Device, make_optimizer, train_one_epoch
+from pipeline.device import Device
+from pipeline.trainer import make_optimizer, train_one_epoch
 from pipeline.transforms import ImageDataset, to_input, train_augment
 
 
@@ -64,8 +65,8 @@ def main():
     def ours():
         opt = make_optimizer(layer_groups(model), phase, 0.01)
         model.train()
-        train_one_epoch(model, loader, opt, phase, 0, lambda x: to_input(x, mean, std, dev.device, dev.channels_last),
-                        dev, 0.0, "trainer")
+        train_one_epoch(model, loader, opt, phase=phase, epoch=0, dev=dev, label_smoothing=0.0, desc="trainer",
+                        prepare=lambda x: to_input(x, mean, std, dev.device, dev.channels_last))
 
     bare(model, loader, dev, mean, std)  # warm-up: allocator, oneDNN/cuDNN kernel selection
     results = {"bare": [], "trainer": []}

@@ -17,9 +17,10 @@ from torch import nn
 from .diagnostics import pyplot, save_png
 from .labels import describe, label_loss, strata
 from .models import freeze, layer_groups, normalization
+from .device import Device
 from .run import Run, fresh_model
-from .trainer import Device, epoch_loader
-from .transforms import ImageDataset, to_input, train_augment
+from .trainer import epoch_loader
+from .transforms import ImageDataset, train_augment
 
 
 @dataclass
@@ -98,9 +99,7 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     if shuffle_labels:  # what a broken label join looks like: a deliberate failure
         y = rng.permutation(y)
     model = fresh_model(r)
-    mean, std = normalization(model)
-    model.to(r.dev.device, memory_format=torch.channels_last if r.dev.channels_last else torch.preserve_format)
-    def prepare(t): return to_input(t, mean, std, r.dev.device, r.dev.channels_last)
+    prepare, (mean, std) = r.dev.place(model), normalization(model)
 
     augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry))
     xb, yb = next(iter(epoch_loader(augmented, np.arange(len(y)), min(r.recipe.batch_size, len(y)), 0, r.dev)))

@@ -8,14 +8,8 @@ import sys
 from pathlib import Path
 
 from . import PipelineError
-
-
-def _folds(text: str) -> tuple[int, ...] | str:
-    return "all" if text == "all" else tuple(int(k) for k in text.split(","))
-
-
-def _snapshots(text: str) -> int | tuple[str, ...]:
-    return int(text) if text.isdigit() else tuple(text.split(","))
+from .recipe import SETTINGS
+from .workdir import Workdir
 
 
 def _settings(p: argparse.ArgumentParser) -> None:
@@ -25,27 +19,9 @@ def _settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="run name: its folder is data/runs/<competition>/<run> (default: the recipe's name)")
     p.add_argument("--recipe", help="which of the competition's recipes (default: gpu on CUDA, else cpu)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--arch", help="timm model name")
-    p.add_argument("--weights", help="'imagenet', 'none' (train from scratch) or a weights file")
-    p.add_argument("--folds", type=int, help="number of folds K")
-    p.add_argument("--train-folds", type=_folds, help="folds to train: 'all' or e.g. 0,1")
-    p.add_argument("--tta", type=int, choices=(1, 2, 4, 8), help="test-time views averaged")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--checkpoint", choices=("last", "best"), help="which weights predict")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--oversample", type=lambda t: t if t in ("none", "max") else float(t),
-                   help="rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]")
-    p.add_argument("--snapshots", type=_snapshots,
-                   help="predict with the last N cycle-end snapshots of each fold, or these names "
-                   "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint")
-    p.add_argument("--swa", type=int, dest="swa_epochs", metavar="EPOCHS",
-                   help="SWA round: this many more epochs at the last phase's size, weights averaged at "
-                   "each epoch end, BatchNorm recomputed; 0: off")
-    p.add_argument("--swa-schedule", choices=("sgdr", "constant"),
-                   help="SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)")
-    p.add_argument("--hard-negatives", type=float, metavar="FRACTION",
-                   help="mining round: this fraction of each fold's hardest training images added again "
-                   "for one more epoch; 0: off")
+    for s in SETTINGS:
+        p.add_argument("--" + s.name.replace("_", "-"), type=s.parse, choices=s.choices, metavar=s.metavar,
+                       help=s.help)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -121,11 +97,10 @@ def parser() -> argparse.ArgumentParser:
 def kernel(args: argparse.Namespace) -> str:
     from .competition import load
     from .kernel import build_dataset, build_kernel, owner, push
-    from .locate import default_workdir
     comp, user = load(args.competition), owner(args.owner)
     run_args = shlex.split(args.run_args)
     parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
-    out = default_workdir() / "data" / "kernels"
+    out = Workdir.default().kernels
     kernel_dir = build_kernel(comp, out / comp.name, user, run_args)
     lines = [f"kernel: {kernel_dir} (kernel-metadata.json, pipeline-{comp.name}.py)"]
     dataset_dir = None
@@ -156,15 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "download":
             from .competition import load
             from .download import download
-            from .locate import default_workdir
             comp = load(args.competition)
-            download(comp, default_workdir() / "data" / comp.name, force=args.force)
+            download(comp, Workdir.default().data(comp.name), force=args.force)
         elif args.command in ("run", "lr-find", "check"):
             from .run import format_scores, lr_find, run_all, start
-            names = ("arch", "weights", "folds", "tta", "batch_size", "checkpoint", "seed", "oversample",
-                     "train_folds", "snapshots", "swa_epochs", "swa_schedule", "hard_negatives")
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
-                      **{n: getattr(args, n) for n in names})
+                      **{s.name: getattr(args, s.name) for s in SETTINGS})
             if args.command == "run":
                 print(format_scores(run_all(r)))
             elif args.command == "lr-find":
@@ -176,20 +148,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 0 if passed else 1
         elif args.command == "submit":
             from .leaderboard import submit
-            from .locate import default_workdir
-            print(submit(args.competition, args.run, args.message, args.data, default_workdir()))
+            print(submit(args.competition, args.run, args.message, args.data, Workdir.default()))
         elif args.command == "submissions":
             from .leaderboard import submissions
-            from .locate import default_workdir
-            print(submissions(args.competition, default_workdir()))
+            print(submissions(args.competition, Workdir.default()))
         elif args.command == "report":
-            from .locate import default_workdir
             from .report import report, write_html
             if args.compare and not args.competition:
                 raise PipelineError("--compare needs the competition: pipeline report COMPETITION --compare A B")
-            print(report(default_workdir(), args.competition, tuple(args.compare) if args.compare else None))
+            print(report(Workdir.default(), args.competition, tuple(args.compare) if args.compare else None))
             if args.html:
-                print(f"html: {write_html(Path(args.html), default_workdir(), args.competition)}")
+                print(f"html: {write_html(Path(args.html), Workdir.default(), args.competition)}")
         elif args.command == "kernel":
             print(kernel(args))
         elif args.command == "snapshots":

@@ -18,12 +18,13 @@ from pathlib import Path, PurePosixPath
 from . import PipelineError, kaggle_api
 from .competition import Competition
 from .files import read_json, write_json
+from .locate import has_data, needed
+from .workdir import in_kernel
 
 RECORD = "download.json"
 
 
 def download(comp: Competition, dest: Path, force: bool = False, log=print) -> Path:
-    from .locate import has_data, in_kernel
     record = read_json(dest / RECORD)
     if record and not force:
         log(f"{comp.name}: downloaded {record['downloaded_at']} into {dest}, skipped (--force downloads again)")
@@ -56,8 +57,7 @@ def download(comp: Competition, dest: Path, force: bool = False, log=print) -> P
                             f"which pipeline does not unpack; in {dest} run `7z x FILE.tar.7z && tar xf FILE.tar` "
                             f"for each (p7zip), then run again")
     if not has_data(dest, comp):
-        need = ", ".join(comp.layout.markers() + [comp.submission.sample])
-        raise PipelineError(f"{dest}: the downloaded data has no {need}; fix `layout` or `submission` in "
+        raise PipelineError(f"{dest}: the downloaded data has no {', '.join(needed(comp))}; fix `layout` or `submission` in "
                             f"{comp.folder / 'competition.py'} to match what Kaggle ships")
     return dest
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from . import PipelineError
+from .device import Device
 from .images import ImageCache
 from .predict import load_checkpoint, predict_views
 from .recipe import Recipe
-from .trainer import Device
 
 
 def snapshots(fold_dir: Path) -> list[Path]:
@@ -41,11 +41,11 @@ def members(fold_dir: Path, recipe: Recipe) -> tuple[Path, list[Path]]:
             raise PipelineError(f"{fold_dir / 'snapshots'}: no snapshot {missing[0]!r}; "
                                 f"there are {', '.join(names)}")
         chosen = [names[n.removesuffix(".pt")] for n in recipe.snapshots]
-    swa = [fold_dir / "swa.pt"] if any(p.swa for p in recipe.all_phases()) else []
+    swa = [fold_dir / "swa.pt"] if recipe.averages_weights else []
     return base, (chosen or [base]) + swa
 
 
-def predict_fold(base: Path, members: list[Path], train_images: ImageCache, valid: np.ndarray,
+def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, valid: np.ndarray,
                  test_images: ImageCache, recipe: Recipe, dev: Device, desc: str):
     """(OOF probabilities per ingredient, the last being what the fold predicts; the ensemble's test
     probabilities; predict seconds per member). Each set of weights predicts once, however many

@@ -9,19 +9,21 @@ import pandas as pd
 
 from . import PipelineError, kaggle_api, registry, submission as sub
 from .competition import load
-from .locate import find_data
-from .run import run_folder
+from .locate import find_data, not_found
+from .workdir import Workdir
 
 
-def submit(comp_name: str, run: str | None, message: str, data: str | None, workdir: Path) -> str:
+def submit(comp_name: str, run: str | None, message: str, data: str | None, workdir: Workdir) -> str:
     comp = load(comp_name)
-    name = run_folder(comp_name, run, workdir).name
-    path = workdir / "submissions" / comp.name / f"{name}.csv"
+    name = workdir.existing_run(comp.name, run).name
+    path = workdir.submission(comp.name, name)
     if not path.is_file():
         raise PipelineError(f"{path}: run {name!r} has written no submission; finish it with "
                             f"`pipeline run {comp.name} --run {name}`")
     # checked here, not by Kaggle after a day's submission slot is spent
-    data_dir = find_data(comp, data, workdir, fetch=False)
+    data_dir = find_data(comp, data, workdir)
+    if data_dir is None:
+        raise PipelineError(f"{not_found(comp, workdir)}; its sample submission checks the file before sending")
     if comp.classes is None:
         comp = comp.with_classes(comp.layout.train(data_dir, None)["label"])
     sample = sub.read_sample(data_dir / comp.submission.sample, comp.submission,
@@ -43,14 +45,14 @@ def submit(comp_name: str, run: str | None, message: str, data: str | None, work
             f"`pipeline submissions {comp.name}` shows its scores once Kaggle has scored it")
 
 
-def submissions(comp_name: str, workdir: Path) -> str:
+def submissions(comp_name: str, workdir: Workdir) -> str:
     """Fetch the competition's submissions, store them in the registry, and print them."""
     comp = load(comp_name)
     doing = f"listing submissions to {comp.slug}"
     api = kaggle_api.connect(comp.slug, doing)
     with kaggle_api.errors(comp.slug, doing):
         listed = api.competition_submissions(comp.slug, page_size=100) or []
-    runs = {p.name for p in (workdir / "data" / "runs" / comp.name).glob("*")}
+    runs = {p.name for p in workdir.runs(comp.name).glob("*")}
     known = registry.read_submissions(workdir, comp.name).set_index("ref")["run"].to_dict()
 
     def run_of(s) -> str | None:
@@ -67,7 +69,7 @@ def submissions(comp_name: str, workdir: Path) -> str:
     table = table[table["competition"] == comp.name]
     if table.empty:
         return f"{comp.slug}: no submissions yet"
-    lines = [f"{comp.slug}: {len(table)} submissions (stored in {registry.submissions_file(workdir)})",
+    lines = [f"{comp.slug}: {len(table)} submissions (stored in {workdir.submissions_table})",
              f"{'ref':>10}  {'date':19}  {'run':12} {'public':>8} {'private':>8}  {'status':8}  message"]
     for s in table.sort_values("date", ascending=False, na_position="last").itertuples():
         lines.append(f"{s.ref:>10}  {s.date or '':19}  {s.run or '-':12} {_score(s.public_score):>8} "

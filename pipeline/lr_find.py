@@ -3,26 +3,23 @@ hundred batches with the rate growing geometrically from ~1e-7 to ~10, follow th
 loss, stop once it blows up, then put the weights and optimizer back as they were.
 
 Differential rates keep their ratios: every layer group's rate is scaled by the same factor,
-and the rate reported is the fastest group's (the head's), as fast.ai reports it.
+and the rate reported is the fastest group's (the head's), as fast.ai reports it. The trainer's
+`phase_range_test` runs it under a recipe phase's exact conditions.
 """
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
+from .device import Device
 from .diagnostics import pyplot, save_png
-from .labels import label_loss, strata
-from .models import freeze, layer_groups, normalization, train_mode
-from .recipe import Recipe
-from .sampling import epoch_indices
-from .trainer import Device, FoldData, epoch_loader, make_optimizer, phase_data
-from .transforms import to_input
+from .labels import label_loss
 
 
 @dataclass
@@ -98,33 +95,6 @@ def range_test(net: torch.nn.Module, batches: Iterable, optimizer: torch.optim.O
         net.load_state_dict(saved_net)
         optimizer.load_state_dict(saved_opt)
     return RangeTest(np.array(lrs), np.array(losses), np.array(smoothed), diverged)
-
-
-def phase_range_test(model: torch.nn.Module, recipe: Recipe, phase_index: int, data: FoldData, dev: Device,
-                     symmetry: str = "hflip", feature_cache: dict | None = None, steps: int = 100) -> RangeTest:
-    """The range test under exactly the conditions of the recipe's phase `phase_index`, on `model`
-    as it stands at that phase's start: the same frozen groups and rate ratios (a phase whose
-    rate is "find" tests one rate for all groups), batch size, weight decay, label smoothing,
-    image size, sampling and augmentation; a precompute phase tests the head on activations."""
-    phase = recipe.all_phases()[phase_index]
-    if phase.lr == "find":
-        phase = replace(phase, lr=1.0)
-    groups = layer_groups(model)
-    model.to(dev.device, memory_format=torch.channels_last if dev.channels_last else torch.preserve_format)
-    mean, std = normalization(model)
-    freeze(model, groups, phase.frozen)
-    optimizer = make_optimizer(groups, phase, recipe.weight_decay)
-    seed = recipe.seed * 1000 + phase_index
-    net, train_ds, _, _, prep = phase_data(model, phase, phase_index, data, recipe, seed, symmetry, dev,
-                                           lambda x: to_input(x, mean, std, dev.device, dev.channels_last),
-                                           feature_cache)
-    order = epoch_indices(strata(data.labels[data.train_idx]), recipe.oversample, np.random.default_rng(seed * 100))
-    loader = epoch_loader(train_ds, order, min(recipe.batch_size, len(order)), seed * 100, dev)
-    if phase.precompute:
-        net.train()
-    else:
-        train_mode(model)
-    return range_test(net, loader, optimizer, prep, dev, steps=steps, label_smoothing=recipe.label_smoothing)
 
 
 def _cycle(batches: Iterable, steps: int):

@@ -7,31 +7,26 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .device import Device
 from .labels import probabilities
 from .models import create_model, normalization
-from .trainer import Device
 from .transforms import to_input, tta_views
 
 
 def load_checkpoint(path: Path, dev: Device) -> tuple[torch.nn.Module, dict]:
+    """The model a checkpoint holds, placed on `dev`, and the checkpoint."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model = create_model(ckpt["arch"], ckpt["num_classes"], weights="none")
     model.load_state_dict(ckpt["model"])
-    fmt = torch.channels_last if dev.channels_last else torch.preserve_format
-    return model.to(dev.device, memory_format=fmt).eval(), ckpt
-
-
-def predict(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict",
-            multilabel: bool = False) -> np.ndarray:
-    """Probabilities [N, C] for uint8 images [N, H, W, 3], averaged over `tta` views."""
-    return predict_views(model, images, tta, dev, batch_size, desc, multilabel)[0]
+    dev.place(model)
+    return model.eval(), ckpt
 
 
 @torch.inference_mode()
 def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: int,
                   desc: str = "predict", multilabel: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C];
-    sigmoids of a multi-label model (its checkpoint says which), else softmax.
+    """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C], for
+    uint8 images [N, H, W, 3]; sigmoids of a multi-label model (its checkpoint says which), else softmax.
     Views are averaged as probabilities (not logits), as the ensembles built on them also are."""
     mean, std = normalization(model)
     out, plain = [], []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class Phase:
 
 @dataclass(frozen=True)
 class Recipe:
-    phases: tuple[Phase, ...]
+    phases: tuple[Phase, ...]         # exactly the phases that train, in order (SWA and mining rounds included)
     arch: str = "efficientnet_lite0"  # any timm model name
     weights: str = "imagenet"         # "imagenet", "none" (train from scratch) or a weights file
     batch_size: int = 32
@@ -40,33 +41,119 @@ class Recipe:
     tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
     checkpoint: str = "last"          # which weights predict: "last" epoch or "best" validation score
     snapshots: int | tuple[str, ...] = 0  # predict with the last N cycle-end snapshots, or these by name
-    swa_epochs: int = 0               # SWA round after the phases: epochs at the last phase's size...
-    swa_schedule: str = "sgdr"        # ...lr annealed to 0 each epoch ("sgdr") or held ("constant")
-    hard_negatives: float = 0.0       # mining round: fraction of each fold's training images mined...
-    hard_negative_repeat: int = 2     # ...added again this many times...
-    hard_negative_epochs: int = 1     # ...for this many more epochs at the last phase's settings
     seed: int = 0
 
     def fold_list(self) -> list[int]:
         return list(range(self.folds)) if self.train_folds is None else list(self.train_folds)
 
-    def all_phases(self) -> tuple[Phase, ...]:
-        """The phases as trained: the recipe's own, then its mining round, then its SWA round.
-        Both rounds continue the last phase (size, frozen groups) at half its peak rates."""
-        last, out = self.phases[-1], list(self.phases)
-        rates = (last.lr if last.lr == "find" else
-                 tuple(r / 2 for r in last.lr) if isinstance(last.lr, tuple) else last.lr / 2)
-        base = replace(last, lr=rates, precompute=False, swa=False, mine=0.0, cycle_len=1, cycle_mult=1)
-        if self.hard_negatives:
-            out.append(replace(base, epochs=self.hard_negative_epochs, schedule="1cycle",
-                               mine=self.hard_negatives, mine_repeat=self.hard_negative_repeat))
-        if self.swa_epochs:
-            out.append(replace(base, epochs=self.swa_epochs, schedule=self.swa_schedule, swa=True))
-        return tuple(out)
+    @property
+    def averages_weights(self) -> bool:
+        return any(p.swa for p in self.phases)
 
     def with_overrides(self, **changes) -> "Recipe":
-        """A copy with the given settings replaced; None values leave a setting as it is."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given SETTINGS replaced (None leaves a setting as it is). `swa` and
+        `hard_negatives` replace the recipe's SWA or mining phases with one round each (0: none)."""
+        unknown = sorted(set(changes) - {s.name for s in SETTINGS})
+        if unknown:
+            raise PipelineError(f"no recipe setting {unknown[0]!r}; settings: {', '.join(s.name for s in SETTINGS)}")
+        changes = {k: v for k, v in changes.items() if v is not None}
+        swa, schedule, mine = (changes.pop(k, None) for k in ("swa", "swa_schedule", "hard_negatives"))
+        if changes.get("train_folds") == "all":
+            changes["train_folds"] = None
+        recipe = replace(self, **changes)
+        if schedule is not None and swa is None:
+            raise PipelineError(f"swa_schedule={schedule!r} needs the number of SWA epochs (--swa EPOCHS)")
+        last = ordinary(recipe.phases)
+        if mine is not None:
+            new = mining_round(last, fraction=mine) if mine else None
+            recipe = replace(recipe, phases=_replace_rounds(recipe.phases, "mine", new))
+        if swa is not None:
+            new = swa_round(last, epochs=swa, schedule=schedule or "sgdr") if swa else None
+            recipe = replace(recipe, phases=_replace_rounds(recipe.phases, "swa", new))
+        return recipe
+
+
+def ordinary(phases: tuple[Phase, ...]) -> Phase:
+    """The last phase that is neither an SWA nor a mining round: the one the rounds continue."""
+    return [p for p in phases if not (p.swa or p.mine)][-1]
+
+
+def swa_round(last: Phase, epochs: int, schedule: str = "sgdr") -> Phase:
+    """Stochastic weight averaging after `last`: `epochs` more at its size and frozen groups, at
+    half its peak rates, the weights averaged at every epoch's end: the rate annealed to 0 each
+    epoch ("sgdr", one cycle an epoch) or held ("constant"). BatchNorm is recomputed afterwards."""
+    if schedule not in ("sgdr", "constant"):
+        raise PipelineError(f"swa schedule {schedule!r}; use 'sgdr' or 'constant'")
+    return replace(_continue(last), epochs=epochs, schedule=schedule, swa=True)
+
+
+def mining_round(last: Phase, fraction: float, repeat: int = 2, epochs: int = 1) -> Phase:
+    """Hard-negative mining after `last`: the `fraction` of the fold's training images the model
+    gets most wrong, added `repeat` more times to each of `epochs` more epochs (1cycle) at
+    `last`'s size and frozen groups, at half its peak rates."""
+    if not 0 < fraction < 1:
+        raise PipelineError(f"hard negatives {fraction}: a fraction of the training images in (0, 1); 0 for none")
+    return replace(_continue(last), epochs=epochs, schedule="1cycle", mine=fraction, mine_repeat=repeat)
+
+
+def _continue(last: Phase) -> Phase:
+    rates = (last.lr if last.lr == "find" else
+             tuple(r / 2 for r in last.lr) if isinstance(last.lr, tuple) else last.lr / 2)
+    return replace(last, lr=rates, precompute=False, swa=False, mine=0.0, cycle_len=1, cycle_mult=1)
+
+
+def _replace_rounds(phases: tuple[Phase, ...], kind: str, new: Phase | None) -> tuple[Phase, ...]:
+    """`phases` without those of `kind` ("swa" or "mine"), plus `new`: a mining round goes before
+    any SWA phase (the averaged weights are the run's last word), an SWA round last."""
+    kept = [p for p in phases if not getattr(p, kind)]
+    if new is not None:
+        at = next((i for i, p in enumerate(kept) if p.swa), len(kept)) if kind == "mine" else len(kept)
+        kept.insert(at, new)
+    return tuple(kept)
+
+
+def _folds(text: str) -> tuple[int, ...] | str:
+    return "all" if text == "all" else tuple(int(k) for k in text.split(","))
+
+
+def _snapshots(text: str) -> int | tuple[str, ...]:
+    return int(text) if text.isdigit() else tuple(text.split(","))
+
+
+def _oversample(text: str) -> str | float:
+    return text if text in ("none", "max") else float(text)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A recipe setting a command line may override, as --name-with-dashes."""
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    choices: tuple | None = None
+    metavar: str | None = None
+
+
+# the one list of what a command line may change: the CLI's flags and Recipe.with_overrides
+SETTINGS = (
+    Setting("arch", str, "timm model name"),
+    Setting("weights", str, "'imagenet', 'none' (train from scratch) or a weights file"),
+    Setting("folds", int, "number of folds K"),
+    Setting("train_folds", _folds, "folds to train: 'all' or e.g. 0,1"),
+    Setting("tta", int, "test-time views averaged", choices=TTA_VIEWS),
+    Setting("batch_size", int, "images per batch"),
+    Setting("checkpoint", str, "which weights predict", choices=("last", "best")),
+    Setting("seed", int, "seeds folds, initialisation, sampling and augmentation"),
+    Setting("oversample", _oversample, "rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]"),
+    Setting("snapshots", _snapshots, "predict with the last N cycle-end snapshots of each fold, or these names "
+            "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint"),
+    Setting("swa", int, "SWA round: this many more epochs at the last phase's size, weights averaged at each "
+            "epoch end, BatchNorm recomputed; replaces the recipe's SWA phases; 0: none", metavar="EPOCHS"),
+    Setting("swa_schedule", str, "SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)",
+            choices=("sgdr", "constant")),
+    Setting("hard_negatives", float, "mining round: this fraction of each fold's hardest training images added "
+            "twice more to one more epoch; replaces the recipe's mining phases; 0: none", metavar="FRACTION"),
+)
 
 
 def differential(lr: float, groups: int = 3, ratio: float = 3.0) -> tuple[float, ...]:
@@ -116,10 +203,6 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                             f"labels; use --tta {max_views} or fewer")
     if recipe.checkpoint not in ("last", "best"):
         raise PipelineError(f"{where}: checkpoint={recipe.checkpoint!r}; use 'last' or 'best'")
-    if recipe.swa_schedule not in ("sgdr", "constant"):
-        raise PipelineError(f"{where}: swa_schedule={recipe.swa_schedule!r}; use 'sgdr' or 'constant'")
-    if not 0 <= recipe.hard_negatives < 1:
-        raise PipelineError(f"{where}: hard_negatives={recipe.hard_negatives}; a fraction in [0, 1)")
     if isinstance(recipe.snapshots, int) and recipe.snapshots < 0:
         raise PipelineError(f"{where}: snapshots={recipe.snapshots}; 0 (off), a count, or snapshot names")
     if recipe.folds < 2:
@@ -129,7 +212,7 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         raise PipelineError(f"{where}: train_folds {bad} outside 0..{recipe.folds - 1}")
     if not recipe.phases:
         raise PipelineError(f"{where}: the recipe has no phases")
-    phases = recipe.all_phases()
+    phases = recipe.phases
     for i, p in enumerate(phases):
         at = f"{where}, phase {i}"
         unknown = [g for g in p.frozen if g not in group_names]
@@ -159,7 +242,7 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
     points = sum(len(averaging_points(p)) for p in phases if p.swa)
     if points == 1:
         raise PipelineError(f"{where}: SWA would average a single set of weights; average over more "
-                            f"epochs (swa_epochs >= 2) or cycles (schedule 'sgdr' or 'constant')")
+                            f"epochs (swa_round(epochs >= 2)) or cycles (schedule 'sgdr' or 'constant')")
 
 
 def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip") -> dict[str, Recipe]:

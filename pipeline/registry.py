@@ -1,7 +1,7 @@
 """The run registry under data/registry/, read by `pipeline report`.
 
 runs.parquet: one row per run and fold: what ran (competition, run, when, the git commit and
-whether the tree was dirty, the resolved settings and their short hash), how it ended (finished,
+whether the tree was dirty, the torch and timm versions, the resolved settings and their short hash), how it ended (finished,
 failed, interrupted) and what it scored (the fold's score, the run's OOF score), with the
 seconds each stage took. A run that did not finish has one row and no scores.
 
@@ -17,18 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from .files import fingerprint, write_parquet
+from .workdir import Workdir
 
-RUN_COLUMNS = ["competition", "run", "status", "finished_at", "git_commit", "git_dirty", "settings_hash",
-               "settings", "metric", "higher_is_better", "fold", "score", "oof", "seconds", "stage_seconds",
+RUN_COLUMNS = ["competition", "run", "status", "finished_at", "git_commit", "git_dirty", "torch", "timm",
+               "settings_hash", "settings", "metric", "higher_is_better", "fold", "score", "oof", "seconds", "stage_seconds",
                "run_dir"]
 
 
-def runs_file(workdir: Path) -> Path:
-    return Path(workdir) / "data" / "registry" / "runs.parquet"
-
-
-def read_runs(workdir: Path, competition: str | None = None) -> pd.DataFrame:
-    return _read(runs_file(workdir), RUN_COLUMNS, competition)
+def read_runs(workdir: Workdir, competition: str | None = None) -> pd.DataFrame:
+    return _read(workdir.runs_table, RUN_COLUMNS, competition)
 
 
 def _read(f: Path, columns: list[str], competition: str | None) -> pd.DataFrame:
@@ -36,13 +33,14 @@ def _read(f: Path, columns: list[str], competition: str | None) -> pd.DataFrame:
     return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
 
 
-def record_run(workdir: Path, settings: dict, run_dir: Path, metric, stage_seconds: dict,
+def record_run(workdir: Workdir, settings: dict, *, run_dir: Path, metric, stage_seconds: dict,
                status: str = "finished", folds: list[dict] | None = None, oof: float | None = None) -> None:
     """Replace the rows of this (competition, run) with its latest attempt: one row per scored
     fold when it finished, else a single row with its status and no scores."""
     commit, dirty = git_state()
     base = {"competition": settings["competition"], "run": settings["run"], "status": status,
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": commit, "git_dirty": dirty,
+            "torch": settings.get("versions", {}).get("torch"), "timm": settings.get("versions", {}).get("timm"),
             "settings_hash": fingerprint(settings["recipe"])[:8], "settings": json.dumps(settings, default=str),
             "metric": metric.name, "higher_is_better": metric.higher_is_better,
             "seconds": round(sum(stage_seconds.values()), 1), "stage_seconds": json.dumps(stage_seconds),
@@ -51,7 +49,7 @@ def record_run(workdir: Path, settings: dict, run_dir: Path, metric, stage_secon
     old = read_runs(workdir)
     keep = old[(old["competition"] != base["competition"]) | (old["run"] != base["run"])]
     new = pd.DataFrame(rows, columns=RUN_COLUMNS).astype({"fold": "Int64", "score": float, "oof": float})
-    write_parquet(runs_file(workdir), pd.concat([keep, new], ignore_index=True) if len(keep) else new)
+    write_parquet(workdir.runs_table, pd.concat([keep, new], ignore_index=True) if len(keep) else new)
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -75,15 +73,11 @@ SUBMISSION_COLUMNS = ["competition", "ref", "run", "file_name", "description", "
            "public_score", "private_score", "error"]
 
 
-def submissions_file(workdir: Path) -> Path:
-    return Path(workdir) / "data" / "registry" / "submissions.parquet"
+def read_submissions(workdir: Workdir, competition: str | None = None) -> pd.DataFrame:
+    return _read(workdir.submissions_table, SUBMISSION_COLUMNS, competition)
 
 
-def read_submissions(workdir: Path, competition: str | None = None) -> pd.DataFrame:
-    return _read(submissions_file(workdir), SUBMISSION_COLUMNS, competition)
-
-
-def record_submissions(workdir: Path, rows: list[dict]) -> pd.DataFrame:
+def record_submissions(workdir: Workdir, rows: list[dict]) -> pd.DataFrame:
     """Merge `rows` in by (competition, ref): a value given replaces the stored one, a value
     missing (None) keeps it, so the run recorded at submit time survives later listings."""
     new = pd.DataFrame(rows, columns=SUBMISSION_COLUMNS)
@@ -92,5 +86,5 @@ def record_submissions(workdir: Path, rows: list[dict]) -> pd.DataFrame:
     old = read_submissions(workdir)
     merged = (pd.concat([old, new], ignore_index=True) if len(old) else new).astype({"ref": "int64"})
     merged = merged.groupby(["competition", "ref"], sort=False, as_index=False).last()  # last non-null
-    write_parquet(submissions_file(workdir), merged[SUBMISSION_COLUMNS])
+    write_parquet(workdir.submissions_table, merged[SUBMISSION_COLUMNS])
     return merged[SUBMISSION_COLUMNS]

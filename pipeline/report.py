@@ -17,11 +17,12 @@ from scipy import stats
 
 from . import PipelineError, registry
 from .competition import load
+from .workdir import Workdir
 
-IGNORED = {"run", "data_dir", "train_images", "test_images", "amp"}  # not choices that change a score
+IGNORED = {"run", "data_dir", "train_images", "test_images", "amp", "versions"}  # not choices (versions: own line)
 
 
-def runs(workdir: Path, competition: str) -> pd.DataFrame:
+def runs(workdir: Workdir, competition: str) -> pd.DataFrame:
     """One row per run, best first (finished runs by mean fold score; the others after them)."""
     rows = registry.read_runs(workdir, competition)
     subs = registry.read_submissions(workdir, competition)
@@ -55,6 +56,13 @@ def changes(settings: dict, best: dict) -> list[str]:
     a, b = _flat(best), _flat(settings)
     return [f"{k}: {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and k.split(".")[0] not in IGNORED]
+
+
+def versions_changed(settings: dict, best: dict) -> list[str]:
+    """Library versions that differ from the best run's: the same recipe scores differently
+    (and runs at another speed) under another torch."""
+    a, b = best.get("versions", {}), settings.get("versions", {})
+    return [f"{k} {a.get(k, '?')} -> {b.get(k, '?')}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _flat(d, prefix: str = "") -> dict:
@@ -136,7 +144,8 @@ def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[lis
                         + [_time(r["seconds"]), "-", "-", "", ""])
             continue
         total = r["settings"].get("recipe", {}).get("folds", "?")
-        diff = changes(r["settings"], best["settings"]) if i else ["(best)"]
+        diff = versions_changed(r["settings"], best["settings"]) + changes(r["settings"], best["settings"]) \
+            if i else ["(best)"]
         if i and r["commit"] != best["commit"]:
             diff.append(f"code: {best['commit'] or '?'} -> {r['commit'] or '?'}")
         rows.append([str(i + 1), name, f"{len(r['folds'])}/{total}", f"{r['mean']:.4f} ± {r['std']:.4f}",
@@ -147,10 +156,10 @@ def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[lis
     return header, rows
 
 
-def report(workdir: Path, competition: str | None = None, compare: tuple[str, str] | None = None) -> str:
+def report(workdir: Workdir, competition: str | None = None, compare: tuple[str, str] | None = None) -> str:
     names = _competitions(workdir, competition)
     if not names:
-        return (f"no runs recorded yet ({registry.runs_file(workdir)} is empty or missing); "
+        return (f"no runs recorded yet ({workdir.runs_table} is empty or missing); "
                 f"`pipeline run COMPETITION` records one")
     out = []
     for name in names:
@@ -169,7 +178,7 @@ def report(workdir: Path, competition: str | None = None, compare: tuple[str, st
     return "\n".join(out).rstrip()
 
 
-def _competitions(workdir: Path, competition: str | None) -> list[str]:
+def _competitions(workdir: Workdir, competition: str | None) -> list[str]:
     recorded = registry.read_runs(workdir)
     if competition is not None:
         load(competition)  # an unknown name is an error, not an empty report
@@ -184,7 +193,7 @@ def _references(name: str) -> dict:
         return {}
 
 
-def write_html(path: Path, workdir: Path, competition: str | None = None) -> Path:
+def write_html(path: Path, workdir: Workdir, competition: str | None = None) -> Path:
     """One page, no network fetches: inline CSS, plots as embedded PNGs, links to each run's
     diagnostics relative to the page."""
     from .diagnostics import pyplot
@@ -196,7 +205,7 @@ def write_html(path: Path, workdir: Path, competition: str | None = None) -> Pat
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:nth-child(2),td:last-child"
              "{text-align:left}</style><h1>pipeline report</h1>"]
     if not names:
-        parts.append(f"<p>No runs recorded yet ({html.escape(str(registry.runs_file(workdir)))}).</p>")
+        parts.append(f"<p>No runs recorded yet ({html.escape(str(workdir.runs_table))}).</p>")
     for name in names:
         table, refs = runs(workdir, name), _references(name)
         header, rows = rows_for(table, refs)

@@ -10,10 +10,11 @@ re-runs exactly the stages it affects; a killed run resumes from its last finish
 """
 from __future__ import annotations
 
+import platform
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -21,18 +22,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import PipelineError
+from . import PipelineError, diagnostics, ensemble, registry, submission as sub, thresholds
 from .competition import Competition, load
+from .device import Device
+from .download import download
 from .files import atomic_path, files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
 from .folds import assign_folds
 from .images import ImageCache
-from .locate import default_workdir, find_data, in_kernel, kaggle_root
+from .locate import find_data, not_found
+from .lr_find import plot
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
-from . import diagnostics, ensemble, registry, submission as sub, thresholds
-from .lr_find import phase_range_test, plot
-from .trainer import Device, FoldData, fit, snapshot_name
+from .trainer import FoldData, fit, phase_range_test, snapshot_name
 from .transforms import SYMMETRIES
+from .workdir import Workdir, in_kernel, kaggle_root
 
 
 def say(*parts) -> None:
@@ -46,9 +49,8 @@ class Run:
     recipe: Recipe
     recipe_name: str
     name: str
+    workdir: Workdir
     data_dir: Path
-    run_dir: Path
-    submission_path: Path
     dev: Device
     train: pd.DataFrame             # id, path, label
     targets: np.ndarray             # per training image: class index, or 0/1 tag row (labels.py)
@@ -59,16 +61,24 @@ class Run:
     times: dict = field(default_factory=dict)
     log: Callable = say
 
+    @property
+    def run_dir(self) -> Path:
+        return self.workdir.run(self.comp.name, self.name)
+
+    @property
+    def submission_path(self) -> Path:
+        return self.workdir.submission(self.comp.name, self.name)
+
     def fold_dir(self, k: int) -> Path:
         return self.run_dir / f"fold{k}"
 
 
-def start(comp_name: str, *, workdir: Path | None = None, data: str | None = None, run: str | None = None,
+def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = None, run: str | None = None,
           recipe: Recipe | str | None = None, device: str = "auto", log: Callable = say,
           **overrides) -> Run:
-    """Resolve the settings and find the data (the `data` stage)."""
+    """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS."""
     t0 = time.time()
-    workdir = Path(workdir or default_workdir())
+    workdir = workdir or Workdir.default()
     comp = load(comp_name)
     dev = Device.pick(device)
     if isinstance(recipe, Recipe):
@@ -79,11 +89,9 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
             raise PipelineError(f"{comp.folder}/competition.py: no recipe {recipe_name!r} "
                                 f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
         recipe = comp.recipes[recipe_name]
-    if overrides.get("train_folds") == "all":
-        recipe, overrides["train_folds"] = replace(recipe, train_folds=None), None
     recipe = recipe.with_overrides(**overrides)
     validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
-    data_dir = find_data(comp, data, workdir)
+    data_dir = find_or_fetch(comp, data, workdir, log)
     train = comp.layout.train(data_dir, comp.classes)
     if comp.classes is None:
         comp = comp.with_classes(train["label"])
@@ -92,17 +100,35 @@ def start(comp_name: str, *, workdir: Path | None = None, data: str | None = Non
     test = comp.layout.test(data_dir)
     # checked now, not after an hour of training: the sample must list exactly the test images
     sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]), comp.classes)
-    name = run or recipe_name
-    # a kernel keeps all of /kaggle/working as its output: decoded images go to scratch space there
-    cache = (Path(tempfile.gettempdir()) if in_kernel() else workdir / "data") / "cache" / comp.name
+    cache = workdir.cache(comp.name)
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
-    r = Run(comp, recipe, recipe_name, name, data_dir, workdir / "data" / "runs" / comp.name / name,
-            workdir / "submissions" / comp.name / f"{name}.csv", dev, train, comp.targets(train["label"]), test,
-            ImageCache(list(train["path"]), cache, "decode train", train_files),
-            ImageCache(list(test["path"]), cache, "decode test", test_files), log=log)
+    r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
+            data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
+            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files),
+            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files), log=log)
     r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files)
     r.times["data"] = time.time() - t0
     return r
+
+
+def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log: Callable = say) -> Path:
+    """The competition's data where it is found (locate.py); else built (digits) or downloaded
+    from Kaggle into data/<competition>/, never inside a kernel."""
+    found = find_data(comp, data_arg, workdir)
+    if found is not None:
+        return found
+    local = workdir.data(comp.name)
+    if comp.make_data is not None:
+        log(f"writing {comp.name} data to {local}")
+        comp.make_data(local)
+        return local
+    if in_kernel():
+        raise PipelineError(f"no data for {comp.name} under {kaggle_root() / 'input'}: kernels have no network; "
+                            f"attach the competition (Add Input -> Competitions -> {comp.slug}) and run again")
+    try:
+        return download(comp, local, log=log)
+    except PipelineError as e:
+        raise PipelineError(f"{not_found(comp, workdir)}; downloading it from Kaggle failed: {e}") from None
 
 
 def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None]) -> None:
@@ -142,13 +168,13 @@ def read_folds(r: Run) -> np.ndarray:
 def train_key(r: Run, k: int) -> str:
     rc = r.recipe
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
-    return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.all_phases()], rc.batch_size,
+    return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
                        rc.weight_decay, rc.label_smoothing, rc.oversample, rc.seed, r.comp.classes,
                        r.comp.multilabel, r.comp.symmetry)
 
 
 def train_stage(r: Run, folds: np.ndarray) -> None:
-    r.train_images.prepare(sorted({p.size for p in r.recipe.all_phases()}))
+    r.train_images.prepare(sorted({p.size for p in r.recipe.phases}))
     features: dict = {}  # body activations of the untouched pretrained body, shared by folds
     for k in r.recipe.fold_list():
         key = train_key(r, k)
@@ -158,8 +184,8 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
             continue
         r.log(f" fold {k} of {r.recipe.folds}")
         model = fresh_model(r)
-        fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key, r.dev, r.comp.symmetry,
-            features, r.log)
+        fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
+            symmetry=r.comp.symmetry, feature_cache=features, log=r.log)
         write_json(done, {"key": key})
 
 
@@ -169,8 +195,8 @@ def fresh_model(r: Run) -> torch.nn.Module:
 
 
 def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
-    return FoldData(r.train_images, r.targets, np.flatnonzero(folds != k), np.flatnonzero(folds == k),
-                    r.train["id"].to_numpy(), r.comp.classes)
+    return FoldData(images=r.train_images, labels=r.targets, train_idx=np.flatnonzero(folds != k),
+                    valid_idx=np.flatnonzero(folds == k), ids=r.train["id"].to_numpy(), classes=r.comp.classes)
 
 
 def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
@@ -178,7 +204,7 @@ def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
     them) of fold `k`, on the model as it stands at that phase's start: the run's own snapshot
     when the fold was trained with these settings, else the earlier phases trained here (kept
     under lr-find/ for the next call). Writes a PNG of loss against rate; returns a summary."""
-    phases = r.recipe.all_phases()
+    phases = r.recipe.phases
     if not 1 <= phase <= len(phases):
         raise PipelineError(f"--phase {phase}: the recipe has phases 1 to {len(phases)}")
     if k not in range(r.recipe.folds):
@@ -193,15 +219,15 @@ def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
             r.log(f"phase {phase} starts from {snap}")
             model.load_state_dict(torch.load(snap, map_location="cpu", weights_only=False)["model"])
         else:
-            earlier = replace(r.recipe, phases=phases[:pi], swa_epochs=0, hard_negatives=0)
+            earlier = replace(r.recipe, phases=phases[:pi])
             out, key = r.run_dir / "lr-find" / f"fold{k}-phase{phase}", train_key(replace(r, recipe=earlier), k)
             if (read_json(out / "done.json", {}) or {}).get("key") == key:
                 model.load_state_dict(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model"])
             else:
                 r.log(f"training phases 1-{pi} first (fold {k} has no snapshot of them with these settings)")
-                fit(model, earlier, data, r.comp.metric, out, key, r.dev, r.comp.symmetry, None, r.log)
+                fit(model, earlier, data, r.comp.metric, out, key=key, dev=r.dev, symmetry=r.comp.symmetry, log=r.log)
                 write_json(out / "done.json", {"key": key})
-    result = phase_range_test(model, r.recipe, pi, data, r.dev, r.comp.symmetry, None, steps)
+    result = phase_range_test(model, r.recipe, pi, data, dev=r.dev, symmetry=r.comp.symmetry, steps=steps)
     png = r.run_dir / f"lr_find_phase{phase}_fold{k}.png"
     p = phases[pi]
     plot(result, png, f"{r.comp.name}, phase {phase} ({p.size}px, frozen: {', '.join(p.frozen) or 'none'}), fold {k}")
@@ -222,8 +248,9 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     for k in r.recipe.fold_list():
         valid = np.flatnonzero(folds == k)
         base, members = ensemble.members(r.fold_dir(k), r.recipe)
-        ingredients, p, secs = ensemble.predict_fold(base, members, r.train_images, valid, r.test_images,
-                                                     r.recipe, r.dev, f"fold {k}")
+        ingredients, p, secs = ensemble.predict_fold(base, members, train_images=r.train_images, valid=valid,
+                                                     test_images=r.test_images, recipe=r.recipe, dev=r.dev,
+                                                     desc=f"fold {k}")
         for name, q in ingredients.items():
             parts.setdefault(name, []).append(q)
         for name, t in secs.items():
@@ -241,20 +268,9 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + classes])
 
 
-def run_folder(comp_name: str, run: str | None, workdir: Path) -> Path:
-    """A finished or running run's folder: `run` by name, or the only one there is."""
-    runs_dir = Path(workdir) / "data" / "runs" / load(comp_name).name
-    found = sorted(p.name for p in runs_dir.glob("*") if p.is_dir())
-    if run is None and len(found) == 1:
-        run = found[0]
-    if run not in found:
-        raise PipelineError(f"{runs_dir}: no run {run!r} (runs: {', '.join(found) or 'none'}); pass --run NAME")
-    return runs_dir / run
-
-
-def list_snapshots(comp_name: str, run: str | None = None, workdir: Path | None = None) -> str:
+def list_snapshots(comp_name: str, run: str | None = None, workdir: Workdir | None = None) -> str:
     """`pipeline snapshots`: each fold's snapshots and SWA model with their size and validation score."""
-    folder = run_folder(comp_name, run, workdir or default_workdir())
+    folder = (workdir or Workdir.default()).existing_run(load(comp_name).name, run)
     return f"{folder}:\n" + ensemble.describe(folder)
 
 
@@ -295,7 +311,8 @@ def submit_stage(r: Run) -> None:
     sample = sub.read_sample(r.data_dir / spec.sample, spec, list(r.test["id"]), classes)
     preds = pd.read_parquet(r.run_dir / "test_predictions.parquet")
     mean = preds.groupby("id", sort=False)[classes].mean()  # fold ensemble: average probabilities
-    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, r.comp.multilabel, read_thresholds(r))
+    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, multilabel=r.comp.multilabel,
+                    thresholds=read_thresholds(r))
     sub.validate(out, sample, classes, spec, r.comp.multilabel)
     sub.write(out, r.submission_path)
 
@@ -307,7 +324,7 @@ def diagnostics_stage(r: Run) -> None:
         diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
     y, probs, tuned = r.comp.targets(oof["label"]), oof[classes].to_numpy(), read_thresholds(r)
-    size = r.recipe.all_phases()[-1].size
+    size = r.recipe.phases[-1].size
     positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
     diagnostics.top_losses(r.train_images[size], positions, y, probs, oof["id"].to_numpy(), classes,
                            out / "top_losses.png", tuned)
@@ -346,7 +363,15 @@ def scores_stage(r: Run) -> dict:
 def settings(r: Run) -> dict:
     return {"competition": r.comp.name, "slug": r.comp.slug, "run": r.name, "recipe_name": r.recipe_name,
             "recipe": asdict(r.recipe), "data_dir": str(r.data_dir), "device": str(r.dev.device),
-            "amp": str(r.dev.amp_dtype), "train_images": len(r.train), "test_images": len(r.test)}
+            "amp": str(r.dev.amp_dtype), "train_images": len(r.train), "test_images": len(r.test),
+            "versions": versions()}
+
+
+def versions() -> dict:
+    """What the numbers depend on beyond the settings: the same recipe trains differently (and at
+    another speed) under another torch."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "timm": version("timm"),
+            "numpy": np.__version__, "albumentations": version("albumentations")}
 
 
 def run_all(r: Run) -> dict:
@@ -370,9 +395,8 @@ def record(r: Run, status: str, result: dict | None = None) -> None:
     skipped stage's work was done earlier), so the wall time is what the result cost."""
     seconds = {"data": round(r.times.get("data", 0.0), 1)}
     seconds |= {name: s["seconds"] for name, s in read_json(r.run_dir / "stages.json", {}).items()}
-    workdir = r.run_dir.parents[3]  # run_dir is <workdir>/data/runs/<competition>/<run>
-    registry.record_run(workdir, settings(r), r.run_dir, r.comp.metric, seconds, status,
-                        result and result["folds"], result and result["oof"])
+    registry.record_run(r.workdir, settings(r), run_dir=r.run_dir, metric=r.comp.metric, stage_seconds=seconds,
+                        status=status, folds=result and result["folds"], oof=result and result["oof"])
 
 
 def run_stages(r: Run) -> dict:

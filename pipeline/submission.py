@@ -55,7 +55,7 @@ def submitted_probabilities(probs: np.ndarray, spec: Submission) -> np.ndarray:
 
 
 def build(test_ids: list[str], probs: np.ndarray, classes: list[str], sample: pd.DataFrame,
-          spec: Submission, multilabel: bool = False, thresholds=None) -> pd.DataFrame:
+          spec: Submission, *, multilabel: bool = False, thresholds=None) -> pd.DataFrame:
     """One row per sample id, in the sample's order, with what `spec` says the rows hold."""
     probs = pd.DataFrame(submitted_probabilities(probs, spec), index=test_ids, columns=classes)
     probs = probs.loc[sample[spec.id_column]]

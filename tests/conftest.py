@@ -43,7 +43,8 @@ def tiny_data(tmp_path, n=24) -> FoldData:
     for i, p in enumerate(paths):
         write_image(p, seed=i, size=20)
     labels = np.arange(n) % 3
-    return FoldData(ImageCache(paths), labels, np.arange(n)[np.arange(n) % 4 != 0], np.arange(n)[np.arange(n) % 4 == 0])
+    return FoldData(images=ImageCache(paths), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4 != 0),
+                    valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
 
 
 def make_plant_data(root: Path, per_class: int = 5, n_test: int = 7) -> Path:

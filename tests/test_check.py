@@ -8,7 +8,7 @@ from pipeline.check import check, overfit
 from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.run import start
-from pipeline.trainer import Device
+from pipeline.device import Device
 
 from conftest import shrink
 

@@ -2,12 +2,15 @@
 own CPU recipe shrunk to seconds."""
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import fbeta_score, log_loss
 
 import kaggle_layouts
 from pipeline.competition import load
 from pipeline.files import read_json
 from pipeline.registry import read_runs
 from pipeline.run import run_all, start
+from pipeline.workdir import Workdir
 
 from conftest import shrink
 from test_pipeline import Log
@@ -28,8 +31,13 @@ def test_dog_breed_identification(workdir, tmp_path):
     probs = sub.drop(columns="id").astype(float)
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and (probs > 0).all().all()
     assert any("4 classes from the training labels: beagle, boxer, chihuahua, pug" in line for line in log)
-    assert result["metric"] == "log_loss" and not result["higher_is_better"] and 0 < result["oof"] < 20
-    runs = read_runs(workdir)
+    assert result["metric"] == "log_loss" and not result["higher_is_better"]
+    # the CV score is the multi-class log loss of the OOF probabilities, as scikit-learn computes it
+    oof = pd.read_parquet(run_dir / "oof_predictions.parquet")
+    breeds = load("dog-breed-identification").layout.train(data, None)["label"].drop_duplicates().sort_values()
+    y = oof["label"].map({b: i for i, b in enumerate(breeds)})
+    assert result["oof"] == pytest.approx(log_loss(y, oof[list(breeds)].to_numpy(), labels=range(len(breeds))))
+    runs = read_runs(Workdir(workdir))
     assert (runs["metric"] == "log_loss").all() and not runs["higher_is_better"].any()
     assert (run_dir / "diagnostics" / "confusion.csv").exists()
 
@@ -44,7 +52,9 @@ def test_dogs_vs_cats(workdir, tmp_path):
     assert np.allclose(np.clip(test.groupby("id", sort=False)["dog"].mean().loc[sub["id"]], 0.005, 0.995), p, atol=1e-5)
     oof = pd.read_parquet(run_dir / "oof_predictions.parquet")
     assert set(oof["label"]) == {"cat", "dog"}
-    assert result["oof"] <= -np.log(0.005) + 1e-9  # clipped, as submitted: no worse than one clipped miss
+    # scored as submitted: the binary log loss of P(dog) clipped to [0.005, 0.995]
+    p_dog = np.clip(oof["dog"].to_numpy(), 0.005, 0.995)
+    assert result["oof"] == pytest.approx(log_loss(oof["label"] == "dog", p_dog))
 
 
 def test_planet(workdir, tmp_path):
@@ -60,13 +70,27 @@ def test_planet(workdir, tmp_path):
     assert all(t.split() and set(t.split()) <= set(classes) for t in sub["tags"])
     tuned = read_json(run_dir / "thresholds.json")
     assert set(tuned["thresholds"]) == set(classes) and tuned["default"] == 0.2
-    assert result["thresholds"]["oof_f2_tuned"] >= result["thresholds"]["oof_f2_default"]
-    assert any(line == "[thresholds]" for line in log)
+    t = np.array([tuned["thresholds"][c] for c in classes])
+    assert (t != 0.2).any()  # tuning moved some threshold: the checks below tell tuned from default
+
+    def decided(probs, thresholds):  # tags at or above their threshold; the likeliest if none is
+        d = probs >= thresholds
+        d[np.arange(len(d)), probs.argmax(1)] |= ~d.any(1)
+        return d
     oof = pd.read_parquet(run_dir / "oof_predictions.parquet")
+    y, p = np.array([[c in tags.split() for c in classes] for tags in oof["label"]]), oof[classes].to_numpy()
+    def sk_f2(d): return fbeta_score(y, d, beta=2, average="samples", zero_division=0)
+    assert result["oof"] == pytest.approx(sk_f2(decided(p, t)))  # the CV score: F2 at the tuned thresholds
+    assert tuned["oof_f2_tuned"] == pytest.approx(result["oof"])
+    assert tuned["oof_f2_default"] == pytest.approx(sk_f2(decided(p, 0.2)))
+    # the submission: the tags of the fold-averaged test probabilities at the tuned thresholds
+    test = pd.read_parquet(run_dir / "test_predictions.parquet").groupby("id", sort=False)[classes].mean()
+    want = [" ".join(c for c, on in zip(classes, row) if on) for row in decided(test.loc[sub["image_name"]].to_numpy(), t)]
+    assert list(sub["tags"]) == want
+    assert any(line == "[thresholds]" for line in log)
     assert oof[classes].max().max() <= 1 and not np.allclose(oof[classes].sum(axis=1), 1)  # sigmoids
     table = pd.read_csv(run_dir / "diagnostics" / "per_class.csv")
     assert set(table["tag"]) == set(classes) and "threshold" in table
-    assert 0 <= result["oof"] <= 1
 
 
 def test_planet_check_memorises_tags(workdir, tmp_path):

@@ -15,6 +15,8 @@ from pipeline import PipelineError, kaggle_api
 from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.locate import find_data
+from pipeline.run import find_or_fetch
+from pipeline.workdir import Workdir
 
 from conftest import make_plant_data
 from kaggle_standin import KEY, TOKEN, USER
@@ -64,7 +66,7 @@ def test_download_extracts_everything_then_skips_then_forces(kaggle, workdir):
     data = workdir / "data" / "plant-seedlings"
     assert len(list((data / "train").rglob("*.png"))) == 24 and len(list((data / "test").glob("*.png"))) == 3
     assert not list(data.rglob("*.zip")) and (data / "download.json").exists()
-    assert find_data(load("plant-seedlings"), None, workdir) == data
+    assert find_data(load("plant-seedlings"), None, Workdir(workdir)) == data
     assert sorted(p.name for p in (workdir / "data").iterdir()) == ["plant-seedlings"]  # no staging left
 
     calls = len(kaggle.calls)
@@ -106,7 +108,10 @@ def test_rejected_credentials_say_so(kaggle, workdir, monkeypatch, capsys):
 
 
 def test_run_downloads_missing_data(kaggle, workdir):
-    assert find_data(load("plant-seedlings"), None, workdir) == workdir / "data" / "plant-seedlings"
+    comp = load("plant-seedlings")
+    assert find_data(comp, None, Workdir(workdir)) is None  # it only looks
+    assert find_or_fetch(comp, None, Workdir(workdir)) == workdir / "data" / "plant-seedlings"
+    assert find_data(comp, None, Workdir(workdir)) == workdir / "data" / "plant-seedlings"
 
 
 @pytest.mark.parametrize("where", ["outer", "inner"])

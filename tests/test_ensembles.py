@@ -13,9 +13,10 @@ from pipeline.cli import main, parser
 from pipeline.competition import load
 from pipeline.metrics import accuracy
 from pipeline.models import create_model
-from pipeline.recipe import Phase, Recipe, validate
+from pipeline.recipe import Phase, Recipe, mining_round, swa_round, validate
 from pipeline.run import list_snapshots, run_all, start
-from pipeline.trainer import Device, FoldData, fit, hardest, mine_hard_examples, recompute_bn
+from pipeline.device import Device
+from pipeline.trainer import FoldData, fit, hardest, mine_hard_examples, recompute_bn
 
 from conftest import shrink, tiny_data
 
@@ -26,7 +27,7 @@ def train(tmp_path, data, recipe, name="fold0"):
     torch.manual_seed(0)
     model = create_model(recipe.arch, 3, recipe.weights)
     log = []
-    fit(model, recipe, data, accuracy, tmp_path / name, "key", CPU, "dihedral", None, log.append)
+    fit(model, recipe, data, accuracy, tmp_path / name, key="key", dev=CPU, symmetry="dihedral", log=log.append)
     return model, tmp_path / name, log
 
 
@@ -55,8 +56,8 @@ def test_a_snapshot_at_every_cycle_end(tmp_path):
 
 
 def test_swa_is_the_mean_of_the_weights_at_each_cycle_end_with_batchnorm_recomputed(tmp_path):
-    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, swa_epochs=3,
-                    phases=(Phase(size=24, epochs=1, lr=1e-2),))
+    first = Phase(size=24, epochs=1, lr=1e-2)
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, phases=(first, swa_round(first, epochs=3)))
     model, out, log = train(tmp_path, tiny_data(tmp_path), recipe)
     # the SWA round anneals each epoch (cycle), so its snapshots are the averaged weights
     points = [read_ckpt(out / "snapshots" / f"phase2-epoch{e}.pt")["model"] for e in (1, 2, 3)]
@@ -103,8 +104,8 @@ def test_hardest_are_the_top_loss_examples_of_a_model_whose_outputs_the_test_set
     probs[np.arange(10), (labels + 1) % 3] = 1 - p_true
     logits = torch.tensor(np.log(probs + 1e-9), dtype=torch.float32)
     ds = torch.utils.data.TensorDataset(logits, torch.tensor(labels))
-    data = FoldData(None, np.concatenate([[0, 0], labels]), np.arange(2, 12), np.array([0, 1]),
-                    ids=np.array([f"img{i}" for i in range(12)]), classes=["a", "b", "c"])
+    data = FoldData(images=None, labels=np.concatenate([[0, 0], labels]), train_idx=np.arange(2, 12),
+                    valid_idx=np.array([0, 1]), ids=np.array([f"img{i}" for i in range(12)]), classes=["a", "b", "c"])
     picked = mine_hard_examples(nn.Identity(), ds, data, 0.3, lambda x: x, CPU, 4, tmp_path / "hard.csv")
     assert list(picked) == [5, 1, 9]  # p_true 0.01, 0.05, 0.2: the three highest losses, hardest first
     csv = pd.read_csv(tmp_path / "hard.csv")
@@ -115,8 +116,9 @@ def test_hardest_are_the_top_loss_examples_of_a_model_whose_outputs_the_test_set
 
 
 def test_the_mining_round_adds_the_mined_images_to_every_epoch(tmp_path):
-    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, hard_negatives=0.25,
-                    hard_negative_repeat=2, hard_negative_epochs=2, phases=(Phase(size=24, epochs=1, lr=1e-2),))
+    first = Phase(size=24, epochs=1, lr=1e-2)
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6,
+                    phases=(first, mining_round(first, fraction=0.25, repeat=2, epochs=2)))
     data = tiny_data(tmp_path)
     _, out, log = train(tmp_path, data, recipe)
     mined = pd.read_csv(out / "hard_negatives.csv")
@@ -127,8 +129,9 @@ def test_the_mining_round_adds_the_mined_images_to_every_epoch(tmp_path):
 
 
 def test_a_run_killed_in_the_mining_and_swa_rounds_resumes_to_the_same_weights(tmp_path):
-    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, hard_negatives=0.25,
-                    hard_negative_epochs=2, swa_epochs=3, phases=(Phase(size=24, epochs=1, lr=1e-2),))
+    first = Phase(size=24, epochs=1, lr=1e-2)
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, phases=(
+        first, mining_round(first, fraction=0.25, epochs=2), swa_round(first, epochs=3)))
     data = tiny_data(tmp_path)
     kills = ["phase 2/3 epoch 2/2", "phase 3/3 epoch 3/3"]  # each fires once, before its epoch is saved
 
@@ -140,10 +143,10 @@ def test_a_run_killed_in_the_mining_and_swa_rounds_resumes_to_the_same_weights(t
     for _ in range(2):
         torch.manual_seed(0)
         with pytest.raises(KeyboardInterrupt):
-            fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "killed", "key",
-                CPU, "dihedral", None, killer)
+            fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "killed",
+                key="key", dev=CPU, symmetry="dihedral", log=killer)
     _, killed, log = train(tmp_path, data, recipe, "killed")
-    assert any("resuming at phase 2, epoch 2" in l for l in log) and not any("mined" in l for l in log)
+    assert any("resuming at phase 3, epoch 3" in l for l in log) and not any("mined" in l for l in log)
     _, straight, _ = train(tmp_path, data, recipe, "straight")
     for f in ("swa.pt", "last.pt"):
         a, b = read_ckpt(killed / f)["model"], read_ckpt(straight / f)["model"]
@@ -158,7 +161,7 @@ class Log(list):
 
 def test_predict_stage_averages_snapshots_and_swa_and_scores_each_ingredient(workdir, plant_data):
     recipe = replace(shrink(load("plant-seedlings").recipes["cpu"]), train_folds=(0,), tta=2,
-                     swa_epochs=2, snapshots=2)
+                     snapshots=2).with_overrides(swa=2)
     result = run_all(start("plant-seedlings", recipe=recipe, data=str(plant_data), log=Log()))
     run_dir = workdir / "data" / "runs" / "plant-seedlings" / "custom"
     names = [i["ingredient"] for i in result["ensemble"]["ingredients"]]
@@ -184,7 +187,7 @@ def test_predict_stage_averages_snapshots_and_swa_and_scores_each_ingredient(wor
 def test_the_switches_on_the_command_line(workdir, capsys):
     args = parser().parse_args(["run", "plant-seedlings", "--snapshots", "3", "--swa", "2", "--swa-schedule",
                                 "constant", "--hard-negatives", "0.1", "--oversample", "max"])
-    assert (args.snapshots, args.swa_epochs, args.swa_schedule, args.hard_negatives, args.oversample) == \
+    assert (args.snapshots, args.swa, args.swa_schedule, args.hard_negatives, args.oversample) == \
         (3, 2, "constant", 0.1, "max")
     assert parser().parse_args(["run", "x", "--snapshots", "phase4-epoch3,phase5-epoch2"]).snapshots == \
         ("phase4-epoch3", "phase5-epoch2")

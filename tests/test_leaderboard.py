@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.registry import read_submissions, record_submissions
+from pipeline.workdir import Workdir
 
 
 def a_run(workdir, plant_data, run="cpu", species="Maize"):
@@ -32,7 +33,7 @@ def test_submit_sends_the_file_and_records_the_run_then_scores_are_stored(kaggle
     assert main(["submissions", "plant-seedlings"]) == 0
     out = capsys.readouterr().out
     assert "0.95591" in out and "effnet 96px" in out
-    table = read_submissions(workdir, "plant-seedlings").set_index("ref")
+    table = read_submissions(Workdir(workdir), "plant-seedlings").set_index("ref")
     assert table.loc[1000, "run"] == "cpu" and table.loc[1000, "public_score"] == pytest.approx(0.95591)
     assert table.loc[1000, "private_score"] == pytest.approx(0.94120) and table.loc[1000, "status"] == "complete"
     assert table.loc[1001, "run"] == "gpu" and pd.isna(table.loc[1001, "public_score"])  # not scored: no number
@@ -43,13 +44,13 @@ def test_an_invalid_submission_is_never_sent(kaggle, workdir, plant_data, capsys
     assert main(["submit", "plant-seedlings", "-m", "x", "--data", str(plant_data)]) == 2
     err = capsys.readouterr().err
     assert "cpu.csv: not a valid submission" in err and "Dandelion" in err
-    assert kaggle.calls == [] and read_submissions(workdir).empty
+    assert kaggle.calls == [] and read_submissions(Workdir(workdir)).empty
 
 
 def test_registry_merge_keeps_what_a_later_row_leaves_out(workdir):
-    record_submissions(workdir, [{"competition": "c", "ref": 7, "run": "cpu", "description": "first"}])
-    record_submissions(workdir, [{"competition": "c", "ref": 7, "run": None, "public_score": "0.9"},
+    record_submissions(Workdir(workdir), [{"competition": "c", "ref": 7, "run": "cpu", "description": "first"}])
+    record_submissions(Workdir(workdir), [{"competition": "c", "ref": 7, "run": None, "public_score": "0.9"},
                                  {"competition": "c", "ref": 8, "run": None, "public_score": ""}])
-    table = read_submissions(workdir, "c").set_index("ref")
+    table = read_submissions(Workdir(workdir), "c").set_index("ref")
     assert table.loc[7, "run"] == "cpu" and table.loc[7, "description"] == "first"
     assert table.loc[7, "public_score"] == 0.9 and len(table) == 2

@@ -11,6 +11,7 @@ from pipeline.competition import load
 from pipeline.files import read_json
 from pipeline.registry import read_runs
 from pipeline.run import run_all, start
+from pipeline.workdir import Workdir
 
 from conftest import shrink
 
@@ -90,17 +91,17 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_no_submission(workd
     fold_dir = workdir / "data" / "runs" / "plant-seedlings" / "custom" / "fold0"
     assert (fold_dir / "state.pt").exists() and not (fold_dir / "last.pt").exists()
     assert not (workdir / "submissions" / "plant-seedlings").exists()
-    recorded = read_runs(workdir, "plant-seedlings")
+    recorded = read_runs(Workdir(workdir), "plant-seedlings")
     assert list(recorded["status"]) == ["interrupted"] and recorded["score"].isna().all()
 
     log = Log()
     run("plant-seedlings", recipe, log=log, data=str(plant_data))
-    assert any("resuming at phase 0, epoch 1" in l for l in log)
+    assert any("resuming at phase 1, epoch 2" in l for l in log)
     assert sum("epoch 1/2" in l for l in log) == 0  # the finished epoch was not trained again
     assert len(pd.read_csv(fold_dir / "history.csv")) == 2
     scores = read_json(fold_dir.parent / "scores.json")
     assert scores["trained_folds"] == [0]
-    recorded = read_runs(workdir, "plant-seedlings")  # the finished attempt replaces the interrupted one
+    recorded = read_runs(Workdir(workdir), "plant-seedlings")  # the finished attempt replaces the interrupted one
     assert list(recorded["status"]) == ["finished"] and list(recorded["fold"]) == [0]
     assert recorded["score"][0] == scores["folds"][0]["micro_f1"] and recorded["oof"][0] == scores["oof"]
 

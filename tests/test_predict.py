@@ -2,8 +2,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.predict import predict
-from pipeline.trainer import Device
+from pipeline.device import Device
+from pipeline.predict import predict_views
 from pipeline.transforms import tta_views
 
 
@@ -23,15 +23,25 @@ def test_tta_views_are_the_dihedral_group():
     assert len(tta_views(x, 2)) == 2
 
 
-def test_tta_averages_probabilities_over_views():
+def test_tta_averages_probabilities_over_views_and_keeps_the_plain_view():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
     dev = Device.pick("cpu")
     model = CornerModel()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    plain_want = (x[:, :, 0, 0] * 10).softmax(1).numpy()
     for n in (1, 2, 4, 8):
-        got = predict(model, images, n, dev, batch_size=2)
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        got, plain = predict_views(model, images, n, dev, batch_size=2)
         want = torch.stack([(v[:, :, 0, 0] * 10).softmax(1) for v in tta_views(x, n)]).mean(0)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)
-    assert not np.allclose(predict(model, images, 1, dev, 2), predict(model, images, 4, dev, 2))
+        np.testing.assert_allclose(plain, plain_want, rtol=1e-5, atol=1e-6)  # the "1 view" ingredient
+    assert not np.allclose(predict_views(model, images, 1, dev, 2)[0], predict_views(model, images, 4, dev, 2)[0])
+
+
+def test_tags_are_sigmoids_per_tag():
+    images = np.random.default_rng(1).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
+    got, _ = predict_views(CornerModel(), images, 2, Device.pick("cpu"), batch_size=3, multilabel=True)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    want = torch.stack([torch.sigmoid(v[:, :, 0, 0] * 10) for v in tta_views(x, 2)]).mean(0)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)

@@ -11,34 +11,40 @@ from pipeline.cli import main
 from pipeline.metrics import micro_f1
 from pipeline.registry import read_runs, record_run, record_submissions
 from pipeline.report import paired, report, runs, write_html
+from pipeline.workdir import Workdir
 
 
-def a_run(workdir, name, scores, status="finished", **recipe):
+def a_run(workdir, name, scores, status="finished", torch="2.14.1", **recipe):
     """A run of plant-seedlings with these fold scores, recorded as run_all records one."""
     run_dir = workdir / "data" / "runs" / "plant-seedlings" / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"competition": "plant-seedlings", "run": name, "recipe": {"folds": 5, "tta": 4, **recipe}}
+    settings = {"competition": "plant-seedlings", "run": name, "recipe": {"folds": 5, "tta": 4, **recipe},
+                "versions": {"torch": torch, "timm": "1.0.31"}}
     folds = [{"fold": k, "micro_f1": s} for k, s in enumerate(scores)] if status == "finished" else None
-    record_run(workdir, settings, run_dir, micro_f1, {"train": 100.0, "predict": 20.0}, status, folds,
-               float(np.mean(scores)) if folds else None)
+    record_run(Workdir(workdir), settings, run_dir=run_dir, metric=micro_f1,
+               stage_seconds={"train": 100.0, "predict": 20.0}, status=status, folds=folds,
+               oof=float(np.mean(scores)) if folds else None)
     return run_dir
 
 
 def test_registry_round_trip_and_a_rerun_replaces_its_rows(workdir):
     run_dir = a_run(workdir, "cpu", [0.90, 0.92])
-    rows = read_runs(workdir, "plant-seedlings")
+    rows = read_runs(Workdir(workdir), "plant-seedlings")
     assert list(rows["fold"]) == [0, 1] and list(rows["score"]) == [0.90, 0.92]
     assert list(rows["oof"]) == pytest.approx([0.91, 0.91]) and set(rows["seconds"]) == {120.0}
     assert rows["run_dir"][0] == str(run_dir) and json.loads(rows["settings"][0])["recipe"]["tta"] == 4
     assert rows["git_commit"][0] and len(rows["settings_hash"][0]) == 8  # this checkout's commit
     a_run(workdir, "cpu", [0.95, 0.96, 0.97])
-    assert list(read_runs(workdir)["score"]) == [0.95, 0.96, 0.97]
+    assert list(read_runs(Workdir(workdir))["score"]) == [0.95, 0.96, 0.97]
 
 
 def test_ranking_mean_std_and_paired_comparison(workdir, capsys):
     a_run(workdir, "base", [0.90, 0.92, 0.94])
     a_run(workdir, "tta8", [0.91, 0.93, 0.96], tta=8)
-    table = runs(workdir, "plant-seedlings")
+    a_run(workdir, "newer-torch", [0.80, 0.80, 0.80], torch="2.15.0", tta=8)
+    assert list(read_runs(Workdir(workdir), "plant-seedlings").drop_duplicates("run")["torch"]) == \
+        ["2.14.1", "2.14.1", "2.15.0"]
+    table = runs(Workdir(workdir), "plant-seedlings").query("run != 'newer-torch'").reset_index(drop=True)
     assert list(table["run"]) == ["tta8", "base"]
     assert table["mean"][1] == pytest.approx(0.92) and table["std"][1] == pytest.approx(np.std([0.90, 0.92, 0.94]))
     c = paired(table, "tta8", "base")
@@ -48,20 +54,23 @@ def test_ranking_mean_std_and_paired_comparison(workdir, capsys):
     out = capsys.readouterr().out
     assert "0.9333 ± 0.0205" in out and "0.9200 ± 0.0163" in out
     assert "recipe.tta: 8 -> 4" in out  # base against the best run
+    assert "torch 2.14.1 -> 2.15.0; same settings" not in out
+    newer = next(line for line in out.splitlines() if "  newer-torch  " in line)
+    assert newer.endswith("torch 2.14.1 -> 2.15.0")  # the only difference from the best run, tta8
     assert "base - tta8 = -0.0100, -0.0100, -0.0200" in out and "base better on 0 of 3 folds" in out
 
 
 def test_a_difference_within_fold_noise_says_so(workdir):
     a_run(workdir, "a", [0.90, 0.95, 0.91])
     a_run(workdir, "b", [0.92, 0.93, 0.92])
-    c = paired(runs(workdir, "plant-seedlings"), "b", "a")
+    c = paired(runs(Workdir(workdir), "plant-seedlings"), "b", "a")
     assert not c["beyond_noise"] and c["better"] == 2 and c["worse"] == 1
 
 
 def test_standing_against_the_medal_thresholds_and_leaderboard_scores(workdir, capsys):
     a_run(workdir, "strong", [0.990, 0.991])
     a_run(workdir, "weak", [0.950, 0.951])
-    record_submissions(workdir, [{"competition": "plant-seedlings", "ref": 1, "run": "strong",
+    record_submissions(Workdir(workdir), [{"competition": "plant-seedlings", "ref": 1, "run": "strong",
                                   "date": "2026-11-24 10:00:00", "public_score": "0.98800", "private_score": "0.98700"}])
     assert main(["report", "plant-seedlings"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -83,7 +92,7 @@ def test_failed_interrupted_and_deleted_runs(workdir, capsys):
     for name, status in (("oom", "failed: CUDA out of memory"), ("killed", "interrupted")):
         line = next(line for line in out.splitlines() if f"  {name}  " in line)
         assert status in line and "0." not in line  # no score of any kind
-    assert read_runs(workdir).query("run == 'oom'")["score"].isna().all()
+    assert read_runs(Workdir(workdir)).query("run == 'oom'")["score"].isna().all()
 
 
 def test_empty_registry_says_so(workdir, capsys):
@@ -95,9 +104,9 @@ def test_html_is_self_contained_and_shows_every_run(workdir):
     a_run(workdir, "base", [0.90, 0.92])
     a_run(workdir, "tta8", [0.91, 0.93], tta=8)
     a_run(workdir, "oom", [], status="failed: CUDA out of memory")
-    record_submissions(workdir, [{"competition": "plant-seedlings", "ref": 1, "run": "base",
+    record_submissions(Workdir(workdir), [{"competition": "plant-seedlings", "ref": 1, "run": "base",
                                   "date": "2026-11-24 10:00:00", "public_score": "0.9"}])
-    page = write_html(workdir / "report.html", workdir).read_text()
+    page = write_html(workdir / "report.html", Workdir(workdir)).read_text()
     assert all(f"<td>{n}</td>" in page for n in ("base", "tta8", "oom"))
     assert page.count("data:image/png;base64,") == 2  # fold scores, and CV against the leaderboard
     assert "http" not in page and "<script" not in page and "<link" not in page
@@ -109,10 +118,10 @@ def test_a_lower_is_better_metric_ranks_the_lowest_first(workdir, capsys):
     for name, scores in (("high", [0.60, 0.62]), ("low", [0.40, 0.45])):
         run_dir = workdir / "data" / "runs" / "dog-breed-identification" / name
         run_dir.mkdir(parents=True)
-        record_run(workdir, {"competition": "dog-breed-identification", "run": name, "recipe": {"folds": 5}},
-                   run_dir, log_loss, {"train": 1.0}, "finished",
-                   [{"fold": k, "log_loss": s} for k, s in enumerate(scores)], float(np.mean(scores)))
-    table = runs(workdir, "dog-breed-identification")
+        record_run(Workdir(workdir), {"competition": "dog-breed-identification", "run": name, "recipe": {"folds": 5}},
+                   run_dir=run_dir, metric=log_loss, stage_seconds={"train": 1.0},
+                   folds=[{"fold": k, "log_loss": s} for k, s in enumerate(scores)], oof=float(np.mean(scores)))
+    table = runs(Workdir(workdir), "dog-breed-identification")
     assert list(table["run"]) == ["low", "high"]
     c = paired(table, "low", "high")
     assert c["better"] == 2 and c["worse"] == 0  # lower log loss on both folds is better

@@ -11,7 +11,8 @@ from pipeline.metrics import accuracy
 from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe
 from pipeline.sampling import class_targets, epoch_indices
-from pipeline.trainer import Device, FoldData, fit
+from pipeline.device import Device
+from pipeline.trainer import FoldData, fit
 
 from conftest import write_image
 
@@ -47,15 +48,15 @@ def test_training_epochs_are_oversampled_and_validation_is_not(tmp_path, monkeyp
         write_image(p, seed=i, size=16)
     valid = np.arange(len(LABELS))[np.arange(len(LABELS)) % 5 == 0]
     train = np.setdiff1d(np.arange(len(LABELS)), valid)
-    data = FoldData(ImageCache(paths), LABELS, train, valid)
+    data = FoldData(images=ImageCache(paths), labels=LABELS, train_idx=train, valid_idx=valid)
     seen_valid = []
     real = trainer.validate
     monkeypatch.setattr(trainer, "validate", lambda m, dl, *a: seen_valid.append(len(dl.dataset)) or real(m, dl, *a))
     recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=10, oversample="max",
                     phases=(Phase(size=16, epochs=2, lr=1e-3),))
     torch.manual_seed(0)
-    fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "out", "k",
-        Device.pick("cpu"), "dihedral", None, lambda *a: None)
+    fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "out", key="k",
+        dev=Device.pick("cpu"), symmetry="dihedral", log=lambda *a: None)
     largest = np.bincount(LABELS[train]).max()
     steps = pd.read_csv(tmp_path / "out" / "steps.csv")
     assert steps.groupby("epoch").size().tolist() == [3 * largest // 10] * 2

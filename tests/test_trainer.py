@@ -6,7 +6,8 @@ from pipeline.metrics import accuracy
 from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe
 from pipeline import trainer
-from pipeline.trainer import Device, fit
+from pipeline.device import Device
+from pipeline.trainer import fit
 
 from conftest import tiny_data
 
@@ -14,7 +15,8 @@ from conftest import tiny_data
 def train(tmp_path, data, recipe, name, cache=None):
     torch.manual_seed(0)
     model = create_model(recipe.arch, 3, recipe.weights)
-    fit(model, recipe, data, accuracy, tmp_path / name, "key", Device.pick("cpu"), "dihedral", cache, lambda *a: None)
+    fit(model, recipe, data, accuracy, tmp_path / name, key="key", dev=Device.pick("cpu"), symmetry="dihedral",
+        feature_cache=cache, log=lambda *a: None)
     return model
 
 

@@ -1,0 +1,45 @@
+"""Where and how a model runs: CUDA with autocast and channels_last when present, else the CPU."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import PipelineError
+from .models import normalization
+from .transforms import to_input
+
+
+@dataclass
+class Device:
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    workers: int                # loader worker processes
+    channels_last: bool = True  # faster for convnets on both CUDA and CPU (oneDNN)
+
+    @classmethod
+    def pick(cls, name: str = "auto") -> "Device":
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise PipelineError(f"--device {name}: no CUDA device visible to torch; use --device cpu")
+        dev = torch.device(name)
+        if dev.type == "cuda":
+            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return cls(dev, amp, workers=min(8, os.cpu_count() or 1))
+        # on a CPU, loader workers would take cores from the model; augmenting small cached
+        # images in the main process costs far less than the forward/backward pass
+        return cls(dev, None, workers=0)
+
+    def place(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Move `model` here (channels_last when set); returns what turns a uint8 [B, H, W, 3]
+        batch into the model's normalised input on this device."""
+        model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        mean, std = normalization(model)
+        return lambda x: to_input(x, mean, std, self.device, self.channels_last)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -1,0 +1,76 @@
+"""The work folder's layout, in one place; every module asks a `Workdir` where things live.
+
+    data/<competition>/                  the competition's data, downloaded or built
+    data/runs/<competition>/<run>/       a run's files (run.py lists them)
+    data/cache/<competition>/            decoded images (a Kaggle kernel: scratch space instead)
+    data/registry/runs.parquet           every run, one row per fold (registry.py)
+    data/registry/submissions.parquet    Kaggle submissions and their scores
+    data/kernels/<competition>/, dataset/  folders for `kaggle kernels push` (kernel.py)
+    submissions/<competition>/<run>.csv  a run's submission
+
+The work folder is the current one; inside a Kaggle kernel (Kaggle sets KAGGLE_KERNEL_RUN_TYPE)
+it is <root>/working, which Kaggle keeps as the kernel's output, and the data is read from
+<root>/input. The root is /kaggle; PIPELINE_KAGGLE_ROOT moves it (tests use a temporary folder)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import PipelineError
+
+
+def in_kernel() -> bool:
+    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+
+
+def kaggle_root() -> Path:
+    return Path(os.environ.get("PIPELINE_KAGGLE_ROOT", "/kaggle"))
+
+
+@dataclass(frozen=True)
+class Workdir:
+    root: Path
+
+    @classmethod
+    def default(cls) -> "Workdir":
+        return cls(kaggle_root() / "working" if in_kernel() else Path.cwd())
+
+    def data(self, competition: str) -> Path:
+        return self.root / "data" / competition
+
+    def runs(self, competition: str) -> Path:
+        return self.root / "data" / "runs" / competition
+
+    def run(self, competition: str, run: str) -> Path:
+        return self.runs(competition) / run
+
+    def submission(self, competition: str, run: str) -> Path:
+        return self.root / "submissions" / competition / f"{run}.csv"
+
+    def cache(self, competition: str) -> Path:
+        # a kernel keeps all of /kaggle/working as its output: decoded images go to scratch space
+        return (Path(tempfile.gettempdir()) if in_kernel() else self.root / "data") / "cache" / competition
+
+    @property
+    def runs_table(self) -> Path:
+        return self.root / "data" / "registry" / "runs.parquet"
+
+    @property
+    def submissions_table(self) -> Path:
+        return self.root / "data" / "registry" / "submissions.parquet"
+
+    @property
+    def kernels(self) -> Path:
+        return self.root / "data" / "kernels"
+
+    def existing_run(self, competition: str, run: str | None) -> Path:
+        """A finished or running run's folder: `run` by name, or the only one there is."""
+        runs = self.runs(competition)
+        found = sorted(p.name for p in runs.glob("*") if p.is_dir())
+        if run is None and len(found) == 1:
+            run = found[0]
+        if run not in found:
+            raise PipelineError(f"{runs}: no run {run!r} (runs: {', '.join(found) or 'none'}); pass --run NAME")
+        return runs / run
