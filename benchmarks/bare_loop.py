@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pipeline.models import create_model, layer_groups, normalization
 from pipeline.recipe import Phase
 from pipeline.device import Device
-from pipeline.trainer import make_optimizer, train_one_epoch
+from pipeline.epochs import make_optimizer, train_one_epoch
 from pipeline.transforms import ImageDataset, to_input, train_augment
 
 

@@ -21,7 +21,8 @@ from pipeline.metrics import accuracy
 from pipeline.models import create_model
 from pipeline.device import Device
 from pipeline.recipe import Phase, Recipe, differential, mining_round, swa_round
-from pipeline.trainer import FoldData, fit
+from pipeline.folds import FoldData
+from pipeline.trainer import fit
 
 torch.set_num_threads(1)
 

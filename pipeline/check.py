@@ -19,7 +19,7 @@ from .labels import describe, label_loss, strata
 from .models import freeze, layer_groups, normalization
 from .device import Device
 from .run import Run, fresh_model
-from .trainer import epoch_loader
+from .epochs import epoch_loader
 from .transforms import ImageDataset, train_augment
 
 

@@ -2,10 +2,13 @@
 by class, or for tags by iterative stratification, so each fold holds each tag in proportion."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from . import PipelineError
+from .images import ImageCache
 
 
 def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str]) -> np.ndarray:
@@ -61,3 +64,17 @@ def _neediest(want: np.ndarray, want_images: np.ndarray, rng: np.random.Generato
     if len(top) > 1:
         top = top[want_images[top] == want_images[top].max()]
     return int(rng.choice(top)) if len(top) > 1 else int(top[0])
+
+
+@dataclass
+class FoldData:
+    images: ImageCache       # every training image; indexed by train_idx / valid_idx
+    labels: np.ndarray       # class index per image, or a 0/1 row of tags (labels.py)
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    ids: np.ndarray | None = None       # image ids and class names, for the files a user reads
+    classes: list[str] | None = None
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2

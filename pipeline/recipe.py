@@ -1,4 +1,8 @@
-"""A training recipe: a readable list of phases plus the settings that hold across them."""
+"""A training recipe: a readable list of phases plus the settings that hold across them.
+
+The phases listed are exactly the phases that train, in order; the SWA and hard-negative
+mining rounds are phases too, built from the phase they continue by `swa_round` and
+`mining_round`. SETTINGS lists what a command line may override (cli.py, Recipe.with_overrides)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -22,9 +26,10 @@ class Phase:
     cycle_len: int = 1               # sgdr: epochs in the first cycle
     cycle_mult: int = 1              # sgdr: each cycle is this many times longer than the one before
     precompute: bool = False         # body frozen: cache its activations once and train the head on them
-    swa: bool = False                # average the weights at this phase's cycle ends (every epoch if constant)
+    swa: bool = False                # average the weights at this phase's cycle ends (every epoch if constant);
+                                     # swa_round() builds the usual SWA phase
     mine: float = 0.0                # before the phase: add this fraction of hardest training images...
-    mine_repeat: int = 2             # ...this many extra times to every epoch of the phase
+    mine_repeat: int = 2             # ...this many extra times to every epoch of the phase (mining_round())
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,18 @@ import pandas as pd
 import torch
 
 from . import PipelineError, diagnostics, ensemble, registry, submission as sub, thresholds
+from .checkpoints import snapshot_name
 from .competition import Competition, load
 from .device import Device
 from .download import download
 from .files import atomic_path, files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
-from .folds import assign_folds
+from .folds import FoldData, assign_folds
 from .images import ImageCache
 from .locate import find_data, not_found
 from .lr_find import plot
 from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
-from .trainer import FoldData, fit, phase_range_test, snapshot_name
+from .trainer import fit, phase_range_test
 from .transforms import SYMMETRIES
 from .workdir import Workdir, in_kernel, kaggle_root
 

@@ -1,5 +1,8 @@
-"""The shared trainer: a loop over a recipe's phases, each a loop over epochs of
-`train_one_epoch` then `validate`. One fold at a time; resumable after every epoch.
+"""The shared trainer: how one fold trains. `fit` loops over the recipe's phases, each a loop
+over epochs of `train_one_epoch` then `validate` (epochs.py), and is resumable after every epoch
+from its `Progress` (state.pt). `setup_phase` builds what a phase trains and on what, for `fit`
+and the learning-rate range test alike. SWA (swa.py) and hard-negative mining (mining.py) are
+phases of the recipe; the loop averages at their points and adds the mined images.
 
 A phase fixes the image size, which layer groups are frozen, the peak learning rate of each
 group and the schedule. Progressive resizing is simply a later phase at a larger size on the same
@@ -18,111 +21,21 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
-from tqdm import tqdm
 
+from .checkpoints import checkpoint, save, snapshot_name
 from .device import Device
-from .files import atomic_path, write_csv
-from .images import ImageCache
-from .labels import decide, describe, example_losses, label_loss, probabilities, strata
+from .epochs import body_features, epoch_loader, make_optimizer, train_one_epoch, validate
+from .files import write_csv
+from .folds import FoldData
+from .labels import strata
 from .lr_find import RangeTest, range_test
 from .metrics import Metric
-from .models import freeze, layer_groups, normalization, train_mode
+from .mining import mine_hard_examples
+from .models import freeze, layer_groups, train_mode
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
-from .schedules import lr_at
-from .transforms import ImageDataset, to_input, train_augment
-
-
-@dataclass
-class FoldData:
-    images: ImageCache       # every training image; indexed by train_idx / valid_idx
-    labels: np.ndarray       # class index per image, or a 0/1 row of tags (labels.py)
-    train_idx: np.ndarray
-    valid_idx: np.ndarray
-    ids: np.ndarray | None = None       # image ids and class names, for the files a user reads
-    classes: list[str] | None = None
-
-    @property
-    def multilabel(self) -> bool:
-        return self.labels.ndim == 2
-
-
-def make_optimizer(groups: dict[str, list[nn.Parameter]], phase: Phase, weight_decay: float):
-    """AdamW with one param group per (layer group, decay or not), each carrying its peak rate.
-    Frozen groups are left out; biases and norm weights get no weight decay."""
-    names = list(groups)
-    peaks = phase.lr if isinstance(phase.lr, tuple) else (phase.lr,) * len(names)
-    param_groups = []
-    for name, peak in zip(names, peaks):
-        if name in phase.frozen:
-            continue
-        decay = [p for p in groups[name] if p.ndim > 1]
-        no_decay = [p for p in groups[name] if p.ndim <= 1]
-        for ps, wd in ((decay, weight_decay), (no_decay, 0.0)):
-            if ps:
-                param_groups.append({"params": ps, "lr": peak, "peak_lr": peak, "weight_decay": wd,
-                                     "layer_group": name})
-    return torch.optim.AdamW(param_groups, betas=(0.9, 0.99), fused=True)  # one kernel for all tensors
-
-
-def set_schedule(optimizer, phase: Phase, step: int, steps_per_epoch: int) -> tuple[float, float | None]:
-    mult, momentum = lr_at(phase, step, steps_per_epoch)
-    for g in optimizer.param_groups:
-        g["lr"] = g["peak_lr"] * mult
-        if momentum is not None:
-            g["betas"] = (momentum, g["betas"][1])
-    return mult, momentum
-
-
-def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepare: Callable,
-                    dev: Device, label_smoothing: float, desc: str) -> list[dict]:
-    """One pass over `loader`; returns one row per step (lr, momentum, loss)."""
-    steps, rows = len(loader), []
-    scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
-    for i, (x, y) in enumerate(bar):
-        step = epoch * steps + i
-        set_schedule(optimizer, phase, step, steps)
-        x, y = prepare(x), y.to(dev.device, non_blocking=True)
-        with dev.autocast():
-            loss = label_loss(model(x), y, label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        loss = loss.item()
-        g = optimizer.param_groups[-1]  # the fastest group: the head's, or the latest unfrozen
-        rows.append({"step": step, "lr": g["lr"], "momentum": g["betas"][0], "loss": loss})
-        bar.set_postfix(loss=f"{loss:.3f}")
-    return rows
-
-
-@torch.inference_mode()
-def validate(model, loader, prepare: Callable, dev: Device) -> tuple[float, np.ndarray]:
-    """Mean loss (cross-entropy, or binary cross-entropy for tags) and class probabilities over `loader`."""
-    model.eval()
-    losses, probs = [], []
-    for x, y in loader:
-        with dev.autocast():
-            logits = model(prepare(x)).float()
-        losses.append(label_loss(logits, y.to(dev.device), reduction="sum").item())
-        probs.append(probabilities(logits, y.ndim == 2).cpu().numpy())
-    p = np.concatenate(probs)
-    return sum(losses) / len(p), p
-
-
-@torch.inference_mode()
-def body_features(model, images: np.ndarray, dev: Device, batch_size: int) -> torch.Tensor:
-    """Pooled activations of the body (everything before the classifier) for uint8 images."""
-    model.eval()
-    mean, std = normalization(model)
-    out = []
-    for i in tqdm(range(0, len(images), batch_size), desc="precompute activations", leave=False):
-        x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
-        with dev.autocast():
-            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
-    return torch.cat(out)
+from .swa import WeightAverage
+from .transforms import ImageDataset, train_augment
 
 
 @dataclass
@@ -213,7 +126,7 @@ class Progress:
         return cls(**state) if state.get("key") == key and state.keys() <= vars(cls(key)).keys() else None
 
     def save(self, path: Path) -> None:
-        _save(dict(vars(self)), path)  # (not asdict: it would deep-copy every tensor)
+        save(dict(vars(self)), path)  # (not asdict: it would deep-copy every tensor)
 
     def finished(self, setup: PhaseSetup, epoch: int, swa: "WeightAverage") -> None:
         """Epoch `epoch` of `setup`'s phase is done: the state to resume from after it."""
@@ -259,19 +172,19 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         extra = np.repeat(progress.mined, phase.mine_repeat) if phase.mine else None
         for epoch in range(first, phase.epochs):
             row = run_epoch(setup, epoch, extra, metric, progress, log)
-            ckpt = _checkpoint(model, recipe, row, data.multilabel)
+            ckpt = checkpoint(model, recipe, row, data.multilabel)
             if progress.best is None or metric.better(row[metric.name], progress.best):
                 progress.best = row[metric.name]
-                _save(ckpt, out_dir / "best.pt")
+                save(ckpt, out_dir / "best.pt")
             if epoch + 1 in cycle_ends(phase):  # the low point of the rate: a snapshot for the ensemble
-                _save(ckpt, out_dir / "snapshots" / snapshot_name(pi, epoch))
+                save(ckpt, out_dir / "snapshots" / snapshot_name(pi, epoch))
             if phase.swa and epoch + 1 in averaging_points(phase):
                 swa.update()
             progress.finished(setup, epoch, swa)
             progress.save(out_dir / "state.pt")
     if swa.averaged is not None:
         swa.finish(recipe, data, metric, out_dir, dev, symmetry, log)
-    _save(_checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
+    save(checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
     write_csv(out_dir / "steps.csv", pd.DataFrame(progress.steps))
     write_csv(out_dir / "history.csv", pd.DataFrame(progress.history))
     (out_dir / "state.pt").unlink(missing_ok=True)
@@ -334,17 +247,6 @@ def phase_range_test(model: nn.Module, recipe: Recipe, index: int, data: FoldDat
                       label_smoothing=recipe.label_smoothing)
 
 
-def snapshot_name(phase_index: int, epoch: int) -> str:
-    return f"phase{phase_index + 1}-epoch{epoch + 1}.pt"
-
-
-def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float) -> np.ndarray:
-    """Positions of the `fraction` of examples with the highest loss, hardest first."""
-    loss = example_losses(labels, probs)
-    n = max(1, round(fraction * len(labels)))
-    return np.argsort(-loss, kind="stable")[:n]
-
-
 def _mine(setup: PhaseSetup, csv: Path, log: Callable) -> np.ndarray:
     t0, phase = time.time(), setup.phase
     mined = mine_hard_examples(setup.net, setup.plain_ds, setup.data, phase.mine, setup.prepare, setup.dev,
@@ -352,97 +254,6 @@ def _mine(setup: PhaseSetup, csv: Path, log: Callable) -> np.ndarray:
     log(f"  mined {len(mined)} hardest training images, added {phase.mine_repeat}x to each epoch: "
         f"{csv}  {time.time() - t0:.0f}s")
     return mined
-
-
-def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: Callable, dev: Device,
-                       batch_size: int, csv: Path) -> np.ndarray:
-    """Score the fold's training images as predict would (no augmentation), return positions
-    (into data.train_idx) of the hardest, and write them to `csv` for a user to look at."""
-    _, probs = validate(net, torch.utils.data.DataLoader(plain_ds, batch_size), prepare, dev)
-    labels = data.labels[data.train_idx]
-    picked = hardest(labels, probs, fraction)
-    rows = data.train_idx[picked]
-    names = data.classes or [str(c) for c in range(probs.shape[1])]
-    guesses = decide(probs[picked], 0.5) if labels.ndim == 2 else probs[picked].argmax(1)
-    write_csv(csv, pd.DataFrame({
-        "id": data.ids[rows] if data.ids is not None else rows,
-        "label": [describe(y, names) for y in labels[picked]],
-        "predicted": [describe(g, names) for g in guesses],
-        "loss": example_losses(labels[picked], probs[picked])}))
-    return picked
-
-
-@torch.no_grad()
-def recompute_bn(model: nn.Module, batches, dev: Device) -> None:
-    """BatchNorm running statistics recomputed as a plain average over `batches` (as
-    torch.optim.swa_utils.update_bn does), except in frozen layer groups, whose statistics were
-    never trained and stay the pretrained ones, as during training."""
-    train_mode(model)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over every batch
-    for x in batches:
-        with dev.autocast():
-            model(x)
-    for m, momentum in zip(bns, momenta):
-        m.momentum = momentum
-    model.eval()
-
-
-class WeightAverage:
-    """Stochastic weight averaging: the running mean of the weights at the SWA phases' averaging
-    points (torch's AveragedModel), and at the end its BatchNorm statistics recomputed."""
-
-    def __init__(self, model: nn.Module, state: dict | None = None):
-        self.model, self.averaged = model, None
-        if state:
-            self.averaged = AveragedModel(model)
-            self.averaged.load_state_dict(state)
-
-    def update(self) -> None:
-        self.averaged = self.averaged or AveragedModel(self.model)
-        self.averaged.update_parameters(self.model)
-
-    def state_dict(self) -> dict | None:
-        return self.averaged and self.averaged.state_dict()
-
-    def finish(self, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, dev: Device, symmetry: str,
-               log: Callable) -> None:
-        """The averaged weights' BatchNorm statistics belong to none of the averaged models: recompute
-        them over one more epoch of training batches (as the SWA authors' bn_update does), then
-        validate and save the averaged model as swa.pt. Training batches, not merely the training
-        images: shuffled (our images come sorted by class, and single-class batches understate the
-        variance) and augmented at the training batch size, the conditions the weights learned under.
-        On plant-seedlings, recomputing a single snapshot's statistics that way gives back its
-        validation loss (0.2406 trained, 0.2402-0.2406 recomputed); plain images in class order, 0.2942."""
-        t0, net = time.time(), self.averaged.module
-        pi, phase = max((i, p) for i, p in enumerate(recipe.phases) if p.swa)
-        prepare = dev.place(net)
-        freeze(net, layer_groups(net), phase.frozen)
-        imgs, t = data.images[phase.size], data.train_idx
-        train_ds = ImageDataset(imgs[t], data.labels[t], train_augment(recipe.seed, symmetry))
-        train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
-        recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
-        valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
-        valid_loss, probs = validate(net, torch.utils.data.DataLoader(valid_ds, recipe.batch_size * 2), prepare, dev)
-        score = metric(data.labels[data.valid_idx], probs)
-        log(f"  SWA: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "
-            f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
-        row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
-        _save(_checkpoint(net, recipe, row, data.multilabel), out_dir / "swa.pt")
-
-
-def epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: Device):
-    """One epoch's batches: the positions `order` into train_ds, shuffled, and their augmentation,
-    both seeded by `seed`, so that a resumed run sees exactly the batches it would have seen."""
-    if getattr(train_ds, "augment", None) is not None:
-        train_ds.augment.set_random_seed(seed)
-    return torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, order.tolist()), batch_size, shuffle=True,
-                                       drop_last=True, generator=torch.Generator().manual_seed(seed),
-                                       num_workers=dev.workers, worker_init_fn=_seed_worker,
-                                       pin_memory=dev.device.type == "cuda")
 
 
 def pristine_body(recipe: Recipe, phase_index: int) -> bool:
@@ -465,24 +276,3 @@ def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: 
     return model.get_classifier(), train_ds, valid_ds, lambda x: x.to(dev.device)
 
 
-def _checkpoint(model, recipe: Recipe, row: dict, multilabel: bool) -> dict:
-    """What predicting needs: the weights, the architecture and image size they were trained at,
-    and whether the outputs are tags (sigmoids) or one class (softmax)."""
-    return {"model": model.state_dict(), "arch": recipe.arch, "num_classes": model.num_classes,
-            "multilabel": multilabel, "size": row["size"], "phase": row["phase"], "epoch": row["epoch"],
-            "history": row}
-
-
-def _save(obj: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _seed_worker(worker_id: int) -> None:
-    # each loader worker gets its own augmentation stream (albumentations would repeat one)
-    info = torch.utils.data.get_worker_info()
-    seed = torch.initial_seed() % 2**31
-    aug = getattr(getattr(info.dataset, "dataset", info.dataset), "augment", None)  # through Subset
-    if aug is not None:
-        aug.set_random_seed(seed)
-    np.random.seed(seed)

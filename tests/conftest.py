@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.images import ImageCache
 from pipeline.recipe import Recipe
-from pipeline.trainer import FoldData
+from pipeline.folds import FoldData
 
 # No test reaches Kaggle. The kaggle client reads its endpoint when imported, so it is fixed here,
 # before any import: http://localhost through a proxy on a closed port (tests/kaggle_standin.py

@@ -16,7 +16,10 @@ from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe, mining_round, swa_round, validate
 from pipeline.run import list_snapshots, run_all, start
 from pipeline.device import Device
-from pipeline.trainer import FoldData, fit, hardest, mine_hard_examples, recompute_bn
+from pipeline.folds import FoldData
+from pipeline.mining import hardest, mine_hard_examples
+from pipeline.swa import recompute_bn
+from pipeline.trainer import fit
 
 from conftest import shrink, tiny_data
 

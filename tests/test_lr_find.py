@@ -14,7 +14,8 @@ from pipeline.metrics import accuracy
 from pipeline.models import create_model, layer_groups
 from pipeline.recipe import Phase, Recipe, differential
 from pipeline.run import lr_find, start
-from pipeline.trainer import fit, make_optimizer, phase_range_test
+from pipeline.epochs import make_optimizer
+from pipeline.trainer import fit, phase_range_test
 
 from conftest import shrink, tiny_data
 

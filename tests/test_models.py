@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from pipeline import PipelineError
 from pipeline.models import GROUP_NAMES, create_model, freeze, layer_groups, train_mode
 from pipeline.recipe import Phase, differential
-from pipeline.trainer import make_optimizer, set_schedule
+from pipeline.epochs import make_optimizer, set_schedule
 
 
 def tiny(arch="test_efficientnet", classes=3):

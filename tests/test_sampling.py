@@ -12,7 +12,8 @@ from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe
 from pipeline.sampling import class_targets, epoch_indices
 from pipeline.device import Device
-from pipeline.trainer import FoldData, fit
+from pipeline.folds import FoldData
+from pipeline.trainer import fit
 
 from conftest import write_image
 

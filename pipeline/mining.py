@@ -1,0 +1,41 @@
+"""Hard-negative mining: the training images the model gets most wrong, scored as predict
+scores them, to be added again to the epochs of a mining phase (recipe.mining_round)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .device import Device
+from .epochs import validate
+from .files import write_csv
+from .folds import FoldData
+from .labels import decide, describe, example_losses
+
+
+def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float) -> np.ndarray:
+    """Positions of the `fraction` of examples with the highest loss, hardest first."""
+    loss = example_losses(labels, probs)
+    n = max(1, round(fraction * len(labels)))
+    return np.argsort(-loss, kind="stable")[:n]
+
+
+def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: Callable, dev: Device,
+                       batch_size: int, csv: Path) -> np.ndarray:
+    """Score the fold's training images as predict would (no augmentation), return positions
+    (into data.train_idx) of the hardest, and write them to `csv` for a user to look at."""
+    _, probs = validate(net, torch.utils.data.DataLoader(plain_ds, batch_size), prepare, dev)
+    labels = data.labels[data.train_idx]
+    picked = hardest(labels, probs, fraction)
+    rows = data.train_idx[picked]
+    names = data.classes or [str(c) for c in range(probs.shape[1])]
+    guesses = decide(probs[picked], 0.5) if labels.ndim == 2 else probs[picked].argmax(1)
+    write_csv(csv, pd.DataFrame({
+        "id": data.ids[rows] if data.ids is not None else rows,
+        "label": [describe(y, names) for y in labels[picked]],
+        "predicted": [describe(g, names) for g in guesses],
+        "loss": example_losses(labels[picked], probs[picked])}))
+    return picked

@@ -1,0 +1,83 @@
+"""Stochastic weight averaging (Izmailov et al., 2018): the running mean of the weights at the
+SWA phases' averaging points, then its BatchNorm statistics recomputed on the data."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from .checkpoints import checkpoint, save
+from .device import Device
+from .epochs import epoch_loader, validate
+from .folds import FoldData
+from .metrics import Metric
+from .models import freeze, layer_groups, train_mode
+from .recipe import Recipe
+from .transforms import ImageDataset, train_augment
+
+
+class WeightAverage:
+    """Stochastic weight averaging: the running mean of the weights at the SWA phases' averaging
+    points (torch's AveragedModel), and at the end its BatchNorm statistics recomputed."""
+
+    def __init__(self, model: nn.Module, state: dict | None = None):
+        self.model, self.averaged = model, None
+        if state:
+            self.averaged = AveragedModel(model)
+            self.averaged.load_state_dict(state)
+
+    def update(self) -> None:
+        self.averaged = self.averaged or AveragedModel(self.model)
+        self.averaged.update_parameters(self.model)
+
+    def state_dict(self) -> dict | None:
+        return self.averaged and self.averaged.state_dict()
+
+    def finish(self, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, dev: Device, symmetry: str,
+               log: Callable) -> None:
+        """The averaged weights' BatchNorm statistics belong to none of the averaged models: recompute
+        them over one more epoch of training batches (as the SWA authors' bn_update does), then
+        validate and save the averaged model as swa.pt. Training batches, not merely the training
+        images: shuffled (our images come sorted by class, and single-class batches understate the
+        variance) and augmented at the training batch size, the conditions the weights learned under.
+        On plant-seedlings, recomputing a single snapshot's statistics that way gives back its
+        validation loss (0.2406 trained, 0.2402-0.2406 recomputed); plain images in class order, 0.2942."""
+        t0, net = time.time(), self.averaged.module
+        pi, phase = max((i, p) for i, p in enumerate(recipe.phases) if p.swa)
+        prepare = dev.place(net)
+        freeze(net, layer_groups(net), phase.frozen)
+        imgs, t = data.images[phase.size], data.train_idx
+        train_ds = ImageDataset(imgs[t], data.labels[t], train_augment(recipe.seed, symmetry))
+        train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
+        recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
+        valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
+        valid_loss, probs = validate(net, torch.utils.data.DataLoader(valid_ds, recipe.batch_size * 2), prepare, dev)
+        score = metric(data.labels[data.valid_idx], probs)
+        log(f"  SWA: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "
+            f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
+        row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
+        save(checkpoint(net, recipe, row, data.multilabel), out_dir / "swa.pt")
+
+
+@torch.no_grad()
+def recompute_bn(model: nn.Module, batches, dev: Device) -> None:
+    """BatchNorm running statistics recomputed as a plain average over `batches` (as
+    torch.optim.swa_utils.update_bn does), except in frozen layer groups, whose statistics were
+    never trained and stay the pretrained ones, as during training."""
+    train_mode(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over every batch
+    for x in batches:
+        with dev.autocast():
+            model(x)
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.eval()
