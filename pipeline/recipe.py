@@ -68,19 +68,21 @@ class Recipe:
         recipe = replace(self, **changes)
         if schedule is not None and swa is None:
             raise PipelineError(f"swa_schedule={schedule!r} needs the number of SWA epochs (--swa EPOCHS)")
-        last = ordinary(recipe.phases)
         if mine is not None:
-            new = mining_round(last, fraction=mine) if mine else None
+            new = mining_round(ordinary(recipe.phases), fraction=mine) if mine else None
             recipe = replace(recipe, phases=_replace_rounds(recipe.phases, "mine", new))
         if swa is not None:
-            new = swa_round(last, epochs=swa, schedule=schedule or "sgdr") if swa else None
+            new = swa_round(ordinary(recipe.phases), epochs=swa, schedule=schedule or "sgdr") if swa else None
             recipe = replace(recipe, phases=_replace_rounds(recipe.phases, "swa", new))
         return recipe
 
 
 def ordinary(phases: tuple[Phase, ...]) -> Phase:
     """The last phase that is neither an SWA nor a mining round: the one the rounds continue."""
-    return [p for p in phases if not (p.swa or p.mine)][-1]
+    found = [p for p in phases if not (p.swa or p.mine)]
+    if not found:
+        raise PipelineError("an SWA or mining round continues a phase that is neither; the recipe has none")
+    return found[-1]
 
 
 def swa_round(last: Phase, epochs: int, schedule: str = "sgdr") -> Phase:

@@ -54,3 +54,10 @@ def test_every_setting_is_a_flag_and_reaches_the_recipe():
     assert RECIPE.with_overrides(**{s.name: getattr(unset, s.name) for s in SETTINGS}) == RECIPE
     with pytest.raises(PipelineError, match="no recipe setting 'swa_epochs'"):
         RECIPE.with_overrides(swa_epochs=2)
+
+
+def test_a_recipe_of_only_averaging_phases_takes_the_other_overrides():
+    only = Recipe(phases=(Phase(size=32, epochs=3, lr=1e-3, schedule="constant", swa=True),))
+    assert only.with_overrides(tta=4, swa=None).tta == 4
+    with pytest.raises(PipelineError, match="has none"):
+        only.with_overrides(hard_negatives=0.1)
