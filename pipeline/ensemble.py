@@ -57,8 +57,8 @@ def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, v
         tags = ckpt.get("multilabel", False)
         same = "swa" if path.name == "swa.pt" else (ckpt["phase"], ckpt["epoch"])
         if same not in preds:
-            preds[same] = {"oof": predict_views(model, train_images[ckpt["size"]][valid], recipe.tta, dev,
-                                                recipe.batch_size * 2, f"{desc} OOF {path.stem}", tags)}
+            preds[same] = {"oof": predict_views(model, train_images[ckpt["size"]], recipe.tta, dev,
+                                                recipe.batch_size * 2, f"{desc} OOF {path.stem}", tags, rows=valid)}
         if path in members and "test" not in preds[same]:
             preds[same]["test"] = predict_views(model, test_images[ckpt["size"]], recipe.tta, dev,
                                                 recipe.batch_size * 2, f"{desc} test {path.stem}", tags)[0]

@@ -23,15 +23,18 @@ def load_checkpoint(path: Path, dev: Device) -> tuple[torch.nn.Module, dict]:
 
 
 @torch.inference_mode()
-def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: int,
-                  desc: str = "predict", multilabel: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict",
+                  multilabel: bool = False, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C], for
-    uint8 images [N, H, W, 3]; sigmoids of a multi-label model (its checkpoint says which), else softmax.
+    uint8 images [N, H, W, 3] (those at `rows` only, when given: read a batch at a time from a
+    memory-mapped cache); sigmoids of a multi-label model (its checkpoint says which), else softmax.
     Views are averaged as probabilities (not logits), as the ensembles built on them also are."""
     mean, std = normalization(model)
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     out, plain = [], []
-    for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
-        x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
+    for i in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
+        batch = np.array(images[rows[i:i + batch_size]])
+        x = to_input(torch.from_numpy(batch), mean, std, dev.device, dev.channels_last)
         p = 0
         for j, view in enumerate(tta_views(x, tta)):
             with dev.autocast():

@@ -52,10 +52,10 @@ class WeightAverage:
         prepare = dev.place(net)
         freeze(net, layer_groups(net), phase.frozen)
         imgs, t = data.images[phase.size], data.train_idx
-        train_ds = ImageDataset(imgs[t], data.labels[t], train_augment(recipe.seed, symmetry))
+        train_ds = ImageDataset(imgs, data.labels, train_augment(recipe.seed, symmetry), rows=t)
         train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
         recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
-        valid_ds = ImageDataset(imgs[data.valid_idx], data.labels[data.valid_idx])
+        valid_ds = ImageDataset(imgs, data.labels, rows=data.valid_idx)
         valid_loss, probs = validate(net, torch.utils.data.DataLoader(valid_ds, recipe.batch_size * 2), prepare, dev)
         score = metric(data.labels[data.valid_idx], probs)
         log(f"  SWA: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "

@@ -27,20 +27,25 @@ def train_augment(seed: int, symmetry: str = "hflip") -> A.Compose:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """uint8 HWC images (and labels) from an array; normalisation happens on the device, batched."""
+    """uint8 HWC images (and labels) from an array; normalisation happens on the device, batched.
+    `rows` are the positions in `images` (and `labels`) it holds, all of them if None: indexing
+    through them, rather than copying a subset, leaves a memory-mapped cache on disk."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, augment=None):
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, augment=None,
+                 rows: np.ndarray | None = None):
         self.images, self.labels, self.augment = images, labels, augment
+        self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
     def __getitem__(self, i: int):
-        img = self.images[i]
+        r = self.rows[i]
+        img = np.array(self.images[r])  # a copy: the cache's pages stay read-only
         if self.augment is not None:
             img = self.augment(image=img)["image"]
         x = torch.from_numpy(np.ascontiguousarray(img))
-        return (x, self.labels[i]) if self.labels is not None else x  # (collated into a tensor)
+        return (x, self.labels[r]) if self.labels is not None else x  # (collated into a tensor)
 
 
 def to_input(batch: torch.Tensor, mean, std, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""The decoded-image cache: memory-mapped files on disk, built in chunks by worker processes, a
+killed build resumed to the same bytes, a truncated file rebuilt; every unreadable image reported
+at once; grayscale, 16-bit, CMYK, alpha and EXIF-rotated images decoded to upright 8-bit RGB."""
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import PipelineError, images
+from pipeline.images import ImageCache, read_rgb
+
+from conftest import write_image
+
+
+def some_images(folder, n=22):
+    paths = [folder / f"{i:03d}.png" for i in range(n)]
+    for i, p in enumerate(paths):
+        write_image(p, seed=i, size=20 + i % 5)  # sizes differ: every image is resized
+    return paths
+
+
+def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "CHUNK", 4)
+    paths = some_images(tmp_path / "img")
+    straight = ImageCache(paths, tmp_path / "straight", key="k", workers=1)
+    straight.prepare([16, 24])
+
+    real, calls = images.decode_chunk, []
+
+    def killed_on_the_fourth_chunk(chunk, sizes):
+        calls.append(len(chunk))
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(chunk, sizes)
+    monkeypatch.setattr(images, "decode_chunk", killed_on_the_fourth_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        ImageCache(paths, tmp_path / "killed", key="k", workers=1).prepare([16, 24])
+    assert not list((tmp_path / "killed").glob("k-*px.npy"))  # nothing finished is claimed
+
+    calls.clear()
+    monkeypatch.setattr(images, "decode_chunk", lambda chunk, sizes: calls.append(len(chunk)) or real(chunk, sizes))
+    resumed = ImageCache(paths, tmp_path / "killed", key="k", workers=1)
+    resumed.prepare([16, 24])
+    assert sum(calls) == 22 - 3 * 4  # only what the three recorded chunks had not written
+    for s in (16, 24):
+        assert isinstance(resumed[s], np.memmap) and resumed[s].shape == (22, s, s, 3)
+        assert (tmp_path / "killed" / f"k-{s}px.npy").read_bytes() == (tmp_path / "straight" / f"k-{s}px.npy").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["k-16px.npy", "k-24px.npy"]
+
+
+def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "CHUNK", 4)
+    paths = some_images(tmp_path / "img")
+    one = ImageCache(paths, tmp_path / "one", key="k", workers=1)[20]
+    two = ImageCache(paths, tmp_path / "two", key="k", workers=2)[20]
+    assert np.array_equal(one, two)
+    memory = ImageCache(paths)[20]  # no cache folder: in memory, the same pixels
+    assert not isinstance(memory, np.memmap) and np.array_equal(memory, one)
+
+
+def test_a_truncated_cache_file_is_rebuilt_not_trusted(tmp_path):
+    paths = some_images(tmp_path / "img", n=5)
+    want = np.array(ImageCache(paths, tmp_path / "cache", key="k")[24])
+    f = tmp_path / "cache" / "k-24px.npy"
+    f.write_bytes(f.read_bytes()[:-100])  # a copy cut off
+    assert np.array_equal(ImageCache(paths, tmp_path / "cache", key="k")[24], want)
+    assert f.stat().st_size == 128 + 5 * 24 * 24 * 3  # header + every image, whole again
+
+
+def test_every_unreadable_image_is_reported_at_once(tmp_path):
+    paths = some_images(tmp_path / "img", n=8)
+    for i in (1, 4, 6):
+        paths[i].write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (tmp_path / "img" / "empty.png").write_bytes(b"")
+    paths.append(tmp_path / "img" / "empty.png")
+    with pytest.raises(PipelineError) as e:
+        ImageCache(paths, tmp_path / "cache", key="k")[16]
+    msg = str(e.value)
+    assert msg.startswith("4 of 9 images are not readable") and "001.png" in msg and "\n" not in msg
+    listed = (tmp_path / "cache" / "unreadable-k.txt").read_text().split()
+    assert listed == [str(paths[i]) for i in (1, 4, 6, 8)] and str(tmp_path / "cache" / "unreadable-k.txt") in msg
+    assert not (tmp_path / "cache" / "k-16px.npy").exists()
+
+
+def test_odd_image_modes_decode_to_upright_8bit_rgb(tmp_path):
+    deep = (np.arange(10 * 12 * 3).reshape(10, 12, 3) * 500).astype(np.uint16)  # 16-bit, BGR on disk
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    assert np.array_equal(read_rgb(tmp_path / "deep.png"), (deep >> 8).astype(np.uint8)[..., ::-1])
+
+    gray = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    assert np.array_equal(read_rgb(tmp_path / "gray.png"), np.repeat(gray[..., None], 3, axis=2))
+
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")  # pure red in CMYK
+    red = read_rgb(tmp_path / "cmyk.jpg")
+    assert red.shape == (6, 8, 3) and (red[..., 0] > 240).all() and (red[..., 1:] < 15).all()
+
+    Image.new("RGBA", (8, 6), (10, 200, 30, 0)).save(tmp_path / "alpha.png")  # alpha dropped, as PIL's convert("RGB")
+    assert (read_rgb(tmp_path / "alpha.png") == [10, 200, 30]).all()
+
+    upright = Image.new("RGB", (20, 10), (255, 255, 255))
+    upright.paste((0, 0, 255), (0, 0, 4, 4))  # a blue corner, top left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    upright.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    shown = read_rgb(tmp_path / "rotated.jpg")
+    assert shown.shape == (20, 10, 3)  # taller than wide, as a viewer shows it
+    assert shown[1, -2, 2] > 200 and shown[1, -2, 0] < 60  # the blue corner is now top right
