@@ -92,13 +92,16 @@ class ImageCache:
             return
         if self.cache_dir is None:
             arrays = {s: np.empty((len(self), s, s, 3), np.uint8) for s in missing}
-            self._build(arrays, 0)
+            self._build({s: arrays[s].__setitem__ for s in missing}, 0)
             self._arrays.update(arrays)
             return
-        arrays, start = self._partial(missing)
-        self._build(arrays, start)
-        for s, arr in arrays.items():
-            arr.flush()
+        files, start = self._partial(missing)
+        try:
+            self._build({s: f.write for s, f in files.items()}, start)
+        finally:
+            for f in files.values():
+                f.close()
+        for s in missing:
             os.replace(self._file(s, ".partial.npy"), self._file(s))
             self._file(s, ".partial.json").unlink(missing_ok=True)
             self._open(s)
@@ -117,39 +120,42 @@ class ImageCache:
         self._arrays[size] = arr
         return True
 
-    def _partial(self, sizes: list[int]) -> tuple[dict[int, np.memmap], int]:
-        """The partial files of an interrupted build (and how many images all of them hold), or new ones."""
+    def _partial(self, sizes: list[int]) -> tuple[dict[int, "_RowWriter"], int]:
+        """Writers into the partial files of an interrupted build and how many images all of them
+        hold; or into new files. Written with plain writes, not a writable mapping, so a build's
+        memory is its chunks in flight, not the pages it wrote."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        arrays, done = {}, []
+        files, done = {}, []
         for s in sizes:
             f, shape = self._file(s, ".partial.npy"), (len(self), s, s, 3)
             record = read_json(self._file(s, ".partial.json"), {}) or {}
             try:
-                arr = np.lib.format.open_memmap(f, mode="r+") if f.exists() and record else None
-            except ValueError:
-                arr = None
-            if arr is None or arr.shape != shape:
-                arr, record = np.lib.format.open_memmap(f, mode="w+", dtype=np.uint8, shape=shape), {}
-            arrays[s] = arr
+                resumable = bool(record) and np.load(f, mmap_mode="r").shape == shape
+            except (OSError, ValueError):
+                resumable = False
+            if not resumable:
+                record = {}
+                # the header, and the file at its full length (sparse until written)
+                np.lib.format.open_memmap(f, mode="w+", dtype=np.uint8, shape=shape).flush()
+            files[s] = _RowWriter(f, s)
             done.append(record.get("done", 0))
-        return arrays, min(done)
+        return files, min(done)
 
-    def _build(self, arrays: dict[int, np.ndarray], start: int) -> None:
-        """Decode images start.. into `arrays`, chunk by chunk in worker processes; after each chunk
-        the partial files are flushed, then how far they go is recorded. All unreadable images are
-        reported at the end, in one error."""
-        sizes, n = sorted(arrays), len(self)
+    def _build(self, put: dict, start: int) -> None:
+        """Decode images start.. and `put[size](slice, block)` them, chunk by chunk in worker
+        processes; on disk, after each chunk, how far the files go is recorded. All unreadable
+        images are reported at the end, in one error."""
+        sizes, n = sorted(put), len(self)
         chunks = [(i, self.paths[i:i + CHUNK]) for i in range(start, n, CHUNK)]
         bad: list[str] = []
         bar = tqdm(total=n, initial=start, desc=f"{self.progress} {sizes}px", leave=False)
         for i, (out, failed) in self._decoded(chunks, sizes):
             k = len(out[sizes[0]])
             for s in sizes:
-                arrays[s][i:i + k] = out[s]
+                put[s](slice(i, i + k), out[s])
             bad += [p for _, p in failed]
             if self.cache_dir is not None and not bad:
                 for s in sizes:
-                    arrays[s].flush()
                     write_json(self._file(s, ".partial.json"), {"done": i + k})
             bar.update(k)
         bar.close()
@@ -163,8 +169,11 @@ class ImageCache:
             for i, paths in chunks:
                 yield i, decode_chunk(paths, sizes)
             return
-        # forkserver: workers need no copy of a parent that has torch's threads running
-        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        # forkserver: workers need no copy of a parent that has torch's threads running; and its
+        # server preloads this module only, not the main script (which may import torch: seconds)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
             pending: deque = deque()
             todo = iter(chunks)
             for i, paths in todo:
@@ -186,3 +195,22 @@ class ImageCache:
         first = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
         return (f"{len(bad)} of {len(self)} images are not readable (corrupt or not images): {first}; "
                 f"all of them are listed in {where}: replace or delete them and run again")
+
+
+class _RowWriter:
+    """Writes blocks of rows into an .npy file at their place (after the header)."""
+
+    def __init__(self, path: Path, size: int):
+        self.row = size * size * 3
+        self.fh = open(path, "r+b")
+        version = np.lib.format.read_magic(self.fh)
+        (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(self.fh)
+        self.offset = self.fh.tell()
+
+    def write(self, rows: slice, block: np.ndarray) -> None:
+        self.fh.seek(self.offset + rows.start * self.row)
+        self.fh.write(np.ascontiguousarray(block).tobytes())
+        self.fh.flush()  # in the file (the OS's cache) before the record says so: a kill loses nothing
+
+    def close(self) -> None:
+        self.fh.close()

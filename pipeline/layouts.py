@@ -27,6 +27,17 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def skipped_files(folders: list[Path]) -> list[str]:
+    """One line naming the files in `folders` that are not images (and so are skipped), if any."""
+    others = sorted(p for f in folders if f.is_dir() for p in f.iterdir()
+                    if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    if not others:
+        return []
+    kinds = ", ".join(sorted({p.suffix.lower() or "no suffix" for p in others}))
+    return [f"skipped {len(others)} files that are not images ({kinds}): "
+            f"{', '.join(map(str, others[:3]))}{', ...' if len(others) > 3 else ''}"]
+
+
 @dataclass(frozen=True)
 class _ImageFolders:
     """What the layouts without a labels file share: a training folder and test folder(s)."""
@@ -40,6 +51,10 @@ class _ImageFolders:
 
     def test(self, root: Path) -> pd.DataFrame:
         return _test_table(root, self.test_dir, self.test_id)
+
+    def notices(self, root: Path) -> list[str]:
+        """What the tables leave out without an error, a line each, for the start of a run."""
+        return skipped_files([root / self.train_dir, *_test_dirs(root, self.test_dir)])
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,13 @@ class ClassFolders(_ImageFolders):
                                     f"classes; remove it or add it to `classes` in the definition")
             rows += [(p.stem, p, sub.name) for p in list_images(sub)]
         return _nonempty(pd.DataFrame(rows, columns=["id", "path", "label"]), folder)
+
+    def notices(self, root: Path) -> list[str]:
+        folder = root / self.train_dir
+        subs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        empty = [p for p in subs if not list_images(p)]
+        lines = [f"skipped {len(empty)} class folders with no images: {', '.join(map(str, empty))}"] if empty else []
+        return lines + skipped_files([folder, *subs, *_test_dirs(root, self.test_dir)])
 
 
 @dataclass(frozen=True)
@@ -93,6 +115,10 @@ class LabelsCSV:
 
     def test(self, root: Path) -> pd.DataFrame:
         return _test_table(root, self.test_dir, self.test_id)
+
+    def notices(self, root: Path) -> list[str]:
+        """What the tables leave out without an error, a line each, for the start of a run."""
+        return skipped_files([root / self.train_dir, *_test_dirs(root, self.test_dir)])
 
 
 @dataclass(frozen=True)
@@ -151,8 +177,12 @@ def _nonempty(df: pd.DataFrame, where: Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _test_dirs(root: Path, test_dirs: str | tuple[str, ...]) -> list[Path]:
+    return [root / d for d in ((test_dirs,) if isinstance(test_dirs, str) else test_dirs)]
+
+
 def _test_table(root: Path, test_dirs: str | tuple[str, ...], test_id: str) -> pd.DataFrame:
-    folders = [root / d for d in ((test_dirs,) if isinstance(test_dirs, str) else test_dirs)]
+    folders = _test_dirs(root, test_dirs)
     paths = [p for f in folders for p in list_images(_existing_dir(f, "test images"))]
     if not paths:
         raise PipelineError(f"{', '.join(map(str, folders))}: no test images found; check the data folder is complete")

@@ -93,6 +93,8 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     recipe = recipe.with_overrides(**overrides)
     validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
     data_dir = find_or_fetch(comp, data, workdir, log)
+    for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
+        log(f"{comp.name}: {line}")
     train = comp.layout.train(data_dir, comp.classes)
     if comp.classes is None:
         comp = comp.with_classes(train["label"])

@@ -71,3 +71,19 @@ def test_cli_prints_one_line_and_exits_2(workdir, plant_data, capsys):
 def test_cli_lists_competitions(capsys):
     assert main(["list"]) == 0
     assert {"digits", "plant-seedlings"} <= set(capsys.readouterr().out.split())
+
+
+def test_what_the_layout_skips_is_named_at_the_start(workdir, plant_data):
+    (plant_data / "train" / "Maize" / "notes.txt").write_text("x")
+    (plant_data / "train" / "Maize" / "anim.gif").write_bytes(b"GIF89a")
+    (plant_data / "test" / ".DS_Store").write_bytes(b"")
+    for name in ("Black-grass", "Charlock"):
+        for p in (plant_data / "train" / name).iterdir():
+            p.unlink()
+    lines = []
+    start("plant-seedlings", data=str(plant_data), recipe=shrink(load("plant-seedlings").recipes["cpu"]),
+          log=lines.append)
+    empty = next(line for line in lines if "class folders with no images" in line)
+    assert empty.startswith("plant-seedlings: skipped 2 class folders") and "train/Charlock" in empty
+    other = next(line for line in lines if "not images" in line)
+    assert "skipped 3 files that are not images (.gif, .txt, no suffix)" in other and "anim.gif" in other
