@@ -1,6 +1,6 @@
 """The decoded-image cache at Kaggle scale: a synthetic set of JPEGs of several aspect ratios,
 cached at three recipe sizes, then one epoch's worth of augmented training batches streamed
-from the memory-mapped cache (the data path of an epoch, without the model).
+from the cache on disk (the data path of an epoch, without the model).
 
     python benchmarks/cache_scale.py --images 100000 --sizes 128,192,256 --workers 2
     python benchmarks/cache_scale.py --images 20000 --sizes 128 --workers 1   # decode throughput, 1 process
@@ -78,7 +78,7 @@ class WorkerPeak(threading.Thread):
 
 def resident() -> str:
     """Resident memory now, split as Linux accounts it: anonymous (the process's own) and
-    file-backed (pages of the mapped cache, which the kernel drops whenever memory is needed)."""
+    file-backed (pages of mapped files, which the kernel drops whenever memory is needed)."""
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     mb = {k: int(status[k].split()[0]) / 1024 for k in ("RssAnon", "RssFile")}
     return f"now {mb['RssAnon']:.0f} MB anonymous + {mb['RssFile']:.0f} MB of mapped file pages"
@@ -122,7 +122,7 @@ def main() -> None:
     for x, _ in loader:
         seen += len(x)
     took = time.time() - t0
-    print(f"epoch: {seen} augmented {size} px images streamed from the memory-mapped cache in {took:.0f} s "
+    print(f"epoch: {seen} augmented {size} px images streamed from the cache on disk in {took:.0f} s "
           f"({seen / took:.0f} images/s); peak RSS {peak_mb(resource.RUSAGE_SELF):.0f} MB ({resident()})")
     if not args.keep:
         shutil.rmtree(cache_dir)

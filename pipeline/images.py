@@ -1,9 +1,9 @@
 """Decode each image once and keep it resized for every size a recipe uses, so an epoch is spent
 in the model rather than in PNG/JPEG decoding.
 
-With a cache folder, each size is one .npy file on disk, read memory-mapped: the operating
-system pages in what a batch touches, so RAM is bounded by batches, not by the data set (100k
-images at 384 px are 44 GB a size). A build decodes chunks of images in worker processes and
+With a cache folder, each size is one .npy file on disk, read a few rows at a time as batches
+ask for them (`Rows`), so RAM is bounded by batches, not by the data set (100k images at 384 px
+are 44 GB a size). A build decodes chunks of images in worker processes and
 writes them into a partial file as they come, recording how far it got, so a build killed half
 way resumes there. A finished file is trusted only if its shape and size are right; a truncated
 one is rebuilt. Without a cache folder (tests, small data) the arrays live in memory.
@@ -61,8 +61,8 @@ def decode_chunk(paths: list[Path], sizes: list[int]) -> tuple[dict[int, np.ndar
 
 
 class ImageCache:
-    """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3],
-    memory-mapped from disk when there is a cache folder."""
+    """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3]:
+    in memory, or with a cache folder, `Rows` read from disk as indexed."""
 
     def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode",
                  key: str | None = None, workers: int | None = None):
@@ -98,6 +98,11 @@ class ImageCache:
         files, start = self._partial(missing)
         try:
             self._build({s: f.write for s, f in files.items()}, start)
+        except PipelineError:  # unreadable images: fixing them changes the key, so nothing here is reused
+            for s in missing:
+                self._file(s, ".partial.npy").unlink(missing_ok=True)
+                self._file(s, ".partial.json").unlink(missing_ok=True)
+            raise
         finally:
             for f in files.values():
                 f.close()
@@ -111,13 +116,13 @@ class ImageCache:
         if self.cache_dir is None or not self._file(size).exists():
             return False
         try:
-            arr = np.load(self._file(size), mmap_mode="r")
+            arr = np.load(self._file(size), mmap_mode="r")  # reads the header; checks the length
         except ValueError:  # shorter than its header says: a copy cut off, a full disk
             arr = None
         if arr is None or arr.shape != (len(self), size, size, 3) or arr.dtype != np.uint8:
             self._file(size).unlink()
             return False
-        self._arrays[size] = arr
+        self._arrays[size] = Rows(self._file(size), arr.shape, arr.offset)
         return True
 
     def _partial(self, sizes: list[int]) -> tuple[dict[int, "_RowWriter"], int]:
@@ -214,3 +219,56 @@ class _RowWriter:
 
     def close(self) -> None:
         self.fh.close()
+
+
+class Rows:
+    """A finished cache file as a read-only array of images, read a few rows at a time with
+    plain reads as they are indexed: the data passes through the operating system's page cache,
+    never into this process's memory as a whole (a memory map would count every page an epoch
+    touched as the process's own: 16 GB over one epoch of 80,000 images at 256 px). Indexing with
+    an int, a slice or an array of positions gives numpy arrays."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, path: Path, shape: tuple[int, ...], offset: int):
+        self.path, self.shape, self.offset = path, shape, offset
+        self.row = int(np.prod(shape[1:]))
+        self._fd = os.open(path, os.O_RDONLY)  # preadv: no shared position, safe in forked loader workers
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self):  # a loader worker started by spawn opens the file again
+        return {"path": self.path, "shape": self.shape, "offset": self.offset}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    def __del__(self):
+        if hasattr(self, "_fd"):
+            os.close(self._fd)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        out = np.empty((count, *self.shape[1:]), np.uint8)
+        if count and os.preadv(self._fd, [out], self.offset + start * self.row) != out.nbytes:
+            raise PipelineError(f"{self.path}: shorter than its header says (changed while in use?); "
+                                f"delete it and run again")
+        return out
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self._read(range(len(self))[index], 1)[0]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step == 1:
+                return self._read(start, max(0, stop - start))
+            index = np.arange(start, stop, step)
+        index = np.arange(len(self))[np.asarray(index)]  # bounds, negatives and boolean masks as numpy has them
+        out = np.empty((len(index), *self.shape[1:]), np.uint8)
+        for j, i in enumerate(index):
+            out[j] = self._read(int(i), 1)[0]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self._read(0, len(self))
+        return whole if dtype is None else whole.astype(dtype)

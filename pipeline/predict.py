@@ -27,7 +27,7 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
                   multilabel: bool = False, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C], for
     uint8 images [N, H, W, 3] (those at `rows` only, when given: read a batch at a time from a
-    memory-mapped cache); sigmoids of a multi-label model (its checkpoint says which), else softmax.
+    cache on disk); sigmoids of a multi-label model (its checkpoint says which), else softmax.
     Views are averaged as probabilities (not logits), as the ensembles built on them also are."""
     mean, std = normalization(model)
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)

@@ -29,7 +29,7 @@ def train_augment(seed: int, symmetry: str = "hflip") -> A.Compose:
 class ImageDataset(torch.utils.data.Dataset):
     """uint8 HWC images (and labels) from an array; normalisation happens on the device, batched.
     `rows` are the positions in `images` (and `labels`) it holds, all of them if None: indexing
-    through them, rather than copying a subset, leaves a memory-mapped cache on disk."""
+    through them, rather than copying a subset, leaves a cache on disk where it is."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, augment=None,
                  rows: np.ndarray | None = None):

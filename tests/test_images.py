@@ -1,6 +1,8 @@
-"""The decoded-image cache: memory-mapped files on disk, built in chunks by worker processes, a
+"""The decoded-image cache: files on disk read a few rows at a time, built in chunks by worker processes, a
 killed build resumed to the same bytes, a truncated file rebuilt; every unreadable image reported
 at once; grayscale, 16-bit, CMYK, alpha and EXIF-rotated images decoded to upright 8-bit RGB."""
+import pickle
+
 import cv2
 import numpy as np
 import pytest
@@ -43,7 +45,7 @@ def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, mon
     resumed.prepare([16, 24])
     assert sum(calls) == 22 - 3 * 4  # only what the three recorded chunks had not written
     for s in (16, 24):
-        assert isinstance(resumed[s], np.memmap) and resumed[s].shape == (22, s, s, 3)
+        assert isinstance(resumed[s], images.Rows) and resumed[s].shape == (22, s, s, 3)
         assert (tmp_path / "killed" / f"k-{s}px.npy").read_bytes() == (tmp_path / "straight" / f"k-{s}px.npy").read_bytes()
     assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["k-16px.npy", "k-24px.npy"]
 
@@ -55,7 +57,12 @@ def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
     two = ImageCache(paths, tmp_path / "two", key="k", workers=2)[20]
     assert np.array_equal(one, two)
     memory = ImageCache(paths)[20]  # no cache folder: in memory, the same pixels
-    assert not isinstance(memory, np.memmap) and np.array_equal(memory, one)
+    assert isinstance(memory, np.ndarray) and np.array_equal(memory, one)
+    rows = np.array([5, 0, 21, 5])  # what datasets and prediction index with: one image, slices, positions
+    assert np.array_equal(one[3], memory[3]) and np.array_equal(one[-1], memory[-1])
+    assert np.array_equal(one[4:9], memory[4:9]) and np.array_equal(one[20:99], memory[20:])
+    assert np.array_equal(one[rows], memory[rows]) and np.array_equal(one[::7], memory[::7])
+    assert np.array_equal(pickle.loads(pickle.dumps(one))[rows], memory[rows])  # as a spawned loader worker gets it
 
 
 def test_a_truncated_cache_file_is_rebuilt_not_trusted(tmp_path):
@@ -79,7 +86,7 @@ def test_every_unreadable_image_is_reported_at_once(tmp_path):
     assert msg.startswith("4 of 9 images are not readable") and "001.png" in msg and "\n" not in msg
     listed = (tmp_path / "cache" / "unreadable-k.txt").read_text().split()
     assert listed == [str(paths[i]) for i in (1, 4, 6, 8)] and str(tmp_path / "cache" / "unreadable-k.txt") in msg
-    assert not (tmp_path / "cache" / "k-16px.npy").exists()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["unreadable-k.txt"]  # no partial left
 
 
 def test_odd_image_modes_decode_to_upright_8bit_rgb(tmp_path):
