@@ -112,7 +112,7 @@ class ImageCache:
             self._open(s)
 
     def _open(self, size: int) -> bool:
-        """Map a finished cache file if it is whole: the right shape, and as long as its header says."""
+        """Open a finished cache file if it is whole: the right shape, and as long as its header says."""
         if self.cache_dir is None or not self._file(size).exists():
             return False
         try:
@@ -174,8 +174,9 @@ class ImageCache:
             for i, paths in chunks:
                 yield i, decode_chunk(paths, sizes)
             return
-        # forkserver: workers need no copy of a parent that has torch's threads running; and its
-        # server preloads this module only, not the main script (which may import torch: seconds)
+        # forkserver: workers need no copy of a parent that has torch's threads running. Each worker
+        # still imports the main script, as under spawn: `pipeline`'s own is light; a script of
+        # one's own should import torch late (benchmarks/cache_scale.py does)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
