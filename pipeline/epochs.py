@@ -88,7 +88,7 @@ def body_features(model, images: np.ndarray, dev: Device, batch_size: int) -> to
     mean, std = normalization(model)
     out = []
     for i in tqdm(range(0, len(images), batch_size), desc="precompute activations", leave=False):
-        x = to_input(torch.from_numpy(np.array(images[i:i + batch_size])), mean, std, dev.device, dev.channels_last)
+        x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
         with dev.autocast():
             out.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
     return torch.cat(out)

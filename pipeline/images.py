@@ -265,9 +265,11 @@ class Rows:
                 return self._read(start, max(0, stop - start))
             index = np.arange(start, stop, step)
         index = np.arange(len(self))[np.asarray(index)]  # bounds, negatives and boolean masks as numpy has them
-        out = np.empty((len(index), *self.shape[1:]), np.uint8)
-        for j, i in enumerate(index):
-            out[j] = self._read(int(i), 1)[0]
+        out, at = np.empty((len(index), *self.shape[1:]), np.uint8), 0
+        for run in np.split(index, np.flatnonzero(np.diff(index) != 1) + 1):  # consecutive rows: one read
+            if len(run):
+                out[at:at + len(run)] = self._read(int(run[0]), len(run))
+                at += len(run)
         return out
 
     def __array__(self, dtype=None, copy=None):

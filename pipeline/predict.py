@@ -33,8 +33,7 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     out, plain = [], []
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
-        batch = np.array(images[rows[i:i + batch_size]])
-        x = to_input(torch.from_numpy(batch), mean, std, dev.device, dev.channels_last)
+        x = to_input(torch.from_numpy(images[rows[i:i + batch_size]]), mean, std, dev.device, dev.channels_last)
         p = 0
         for j, view in enumerate(tta_views(x, tta)):
             with dev.autocast():

@@ -41,7 +41,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         r = self.rows[i]
-        img = np.array(self.images[r])  # a copy: the cache's pages stay read-only
+        img = self.images[r]
         if self.augment is not None:
             img = self.augment(image=img)["image"]
         x = torch.from_numpy(np.ascontiguousarray(img))

@@ -58,7 +58,7 @@ def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
     assert np.array_equal(one, two)
     memory = ImageCache(paths)[20]  # no cache folder: in memory, the same pixels
     assert isinstance(memory, np.ndarray) and np.array_equal(memory, one)
-    rows = np.array([5, 0, 21, 5])  # what datasets and prediction index with: one image, slices, positions
+    rows = np.array([5, 0, 21, 5, 9, 10, 11, 3])  # what datasets and prediction index with: one image, slices, positions
     assert np.array_equal(one[3], memory[3]) and np.array_equal(one[-1], memory[-1])
     assert np.array_equal(one[4:9], memory[4:9]) and np.array_equal(one[20:99], memory[20:])
     assert np.array_equal(one[rows], memory[rows]) and np.array_equal(one[::7], memory[::7])
