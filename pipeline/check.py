@@ -101,7 +101,7 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     model = fresh_model(r)
     prepare, (mean, std) = r.dev.place(model), normalization(model)
 
-    augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry))
+    augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry, size, r.recipe.random_crop))
     xb, yb = next(iter(epoch_loader(augmented, np.arange(len(y)), min(r.recipe.batch_size, len(y)), 0, r.dev)))
     labelled_batch(prepare(xb), yb, r.comp.classes, mean, std, out / "batch.png")
 

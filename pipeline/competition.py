@@ -1,5 +1,5 @@
 """A competition is a folder under competitions/ whose competition.py defines plain names:
-slug, layout, classes, metric, submission, recipes (and optionally symmetry, references, make_data).
+slug, layout, classes, metric, submission, recipes (and optionally symmetry, resize, references, make_data).
 `pipeline new NAME --layout ...` writes one to start from."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import PipelineError
+from .images import RESIZE
 from .labels import discover, encode
 from .metrics import Metric
 from .recipe import Recipe
@@ -48,6 +49,7 @@ class Competition:
     recipes: dict[str, Recipe]  # "cpu" and "gpu" at least; picked by the device unless named
     folder: Path
     symmetry: str = "hflip"    # flips that keep a label: "dihedral", "hflip" or "none" (see transforms)
+    resize: str = "squash"     # how an image becomes a square: "squash", "crop" or "pad" (see images)
     make_data: Callable[[Path], None] | None = None  # builds the data itself (no download needed)
     references: dict[str, float] | None = None  # reference scores, e.g. Kaggle's medal thresholds
 
@@ -105,11 +107,14 @@ def _from_file(name: str, path: Path) -> Competition:
     symmetry = getattr(module, "symmetry", "hflip")
     if symmetry not in SYMMETRIES:
         raise PipelineError(f"{path}: symmetry {symmetry!r}; use one of {', '.join(SYMMETRIES)}")
+    resize = getattr(module, "resize", "squash")
+    if resize not in RESIZE:
+        raise PipelineError(f"{path}: resize {resize!r}; use one of {', '.join(RESIZE)}")
     references = dict(getattr(module, "references", {}) or {})
     if not all(isinstance(v, (int, float)) for v in references.values()):
         raise PipelineError(f"{path}: `references` maps names to scores, e.g. {{'gold': 0.99}}")
     return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
-                       symmetry=symmetry, references=references, **fields)
+                       symmetry=symmetry, resize=resize, references=references, **fields)
 
 
 def _check_task(path: Path, layout, metric: Metric, spec: Submission, classes: list[str] | None) -> None:

@@ -38,14 +38,40 @@ def read_rgb(path: Path) -> np.ndarray | None:
     return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def resize(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[:2] == (size, size):
+# How an image of any shape becomes the square a model takes, named by a competition (`resize`):
+#   "squash": the whole image, stretched to a square (images that are square already, or whose
+#             proportions don't matter: seedlings from above, satellite tiles)
+#   "crop":   the central square, shorter side kept whole: proportions kept, the long side's ends
+#             lost (photos, as ImageNet models were trained and are evaluated)
+#   "pad":    the whole image, proportions kept, the short side filled out with black
+RESIZE = ("squash", "crop", "pad")
+
+
+def resize(img: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
+    """`img` as a size x size square, by `policy` (RESIZE)."""
+    h, w = img.shape[:2]
+    if policy == "crop" and h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        img, h, w = img[top:top + side, left:left + side], side, side
+    if policy == "pad" and h != w:
+        scale = size / max(h, w)
+        inner = _scaled(img, max(1, round(h * scale)), max(1, round(w * scale)))
+        top, left = (size - inner.shape[0]) // 2, (size - inner.shape[1]) // 2
+        return cv2.copyMakeBorder(inner, top, size - inner.shape[0] - top, left, size - inner.shape[1] - left,
+                                  cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return _scaled(img, size, size)
+
+
+def _scaled(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    if img.shape[:2] == (h, w):
         return img
-    shrinking = img.shape[0] > size or img.shape[1] > size
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    shrinking = img.shape[0] > h or img.shape[1] > w
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def decode_chunk(paths: list[Path], sizes: list[int]) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
+def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash"
+                 ) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
     """Each image of `paths` at every size (zeros where unreadable), and the (position, path) of
     those that could not be read. Runs in a worker process."""
     out = {s: np.zeros((len(paths), s, s, 3), np.uint8) for s in sizes}
@@ -56,17 +82,20 @@ def decode_chunk(paths: list[Path], sizes: list[int]) -> tuple[dict[int, np.ndar
             bad.append((i, str(p)))
             continue
         for s in sizes:
-            out[s][i] = resize(img, s)
+            out[s][i] = resize(img, s, policy)
     return out, bad
 
 
 class ImageCache:
-    """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3]:
-    in memory, or with a cache folder, `Rows` read from disk as indexed."""
+    """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3],
+    each image made square by `resize` (RESIZE): in memory, or with a cache folder, `Rows` read
+    from disk as indexed."""
 
     def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode",
-                 key: str | None = None, workers: int | None = None):
-        self.paths = [Path(p) for p in paths]
+                 key: str | None = None, workers: int | None = None, resize: str = "squash"):
+        if resize not in RESIZE:
+            raise PipelineError(f"resize {resize!r}; use one of {', '.join(RESIZE)}")
+        self.paths, self.resize = [Path(p) for p in paths], resize
         self.cache_dir = cache_dir
         self.progress = progress
         # names the disk copies: a changed, added or removed file gives new ones
@@ -83,7 +112,8 @@ class ImageCache:
         return self._arrays[size]
 
     def _file(self, size: int, suffix: str = ".npy") -> Path:
-        return self.cache_dir / f"{self._key}-{size}px{suffix}"
+        policy = "" if self.resize == "squash" else f"-{self.resize}"  # (squash: the names caches always had)
+        return self.cache_dir / f"{self._key}-{size}px{policy}{suffix}"
 
     def prepare(self, sizes: list[int]) -> None:
         """Open each size from disk, or decode every image once and resize it to all missing sizes."""
@@ -172,7 +202,7 @@ class ImageCache:
         in flight, so memory stays bounded however many images there are."""
         if self.workers <= 1 or len(chunks) <= 1:
             for i, paths in chunks:
-                yield i, decode_chunk(paths, sizes)
+                yield i, decode_chunk(paths, sizes, self.resize)
             return
         # forkserver: workers need no copy of a parent that has torch's threads running. Each worker
         # still imports the main script, as under spawn: `pipeline`'s own is light; a script of
@@ -183,14 +213,14 @@ class ImageCache:
             pending: deque = deque()
             todo = iter(chunks)
             for i, paths in todo:
-                pending.append((i, pool.submit(decode_chunk, paths, sizes)))
+                pending.append((i, pool.submit(decode_chunk, paths, sizes, self.resize)))
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
                 i, future = pending.popleft()
                 yield i, future.result()
                 for j, paths in todo:
-                    pending.append((j, pool.submit(decode_chunk, paths, sizes)))
+                    pending.append((j, pool.submit(decode_chunk, paths, sizes, self.resize)))
                     break
 
     def _unreadable(self, bad: list[str]) -> str:

@@ -40,6 +40,7 @@ class Recipe:
     batch_size: int = 32
     weight_decay: float = 0.01        # AdamW, decoupled
     label_smoothing: float = 0.0
+    random_crop: float = 0.0          # photos: train on random crops of at least this share of the area; 0: none
     oversample: str | float = "none"  # rare classes per epoch: "none", "max", or a power in [0, 1]
     folds: int = 5
     train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
@@ -151,6 +152,8 @@ SETTINGS = (
     Setting("batch_size", int, "images per batch"),
     Setting("checkpoint", str, "which weights predict", choices=("last", "best")),
     Setting("seed", int, "seeds folds, initialisation, sampling and augmentation"),
+    Setting("random_crop", float, "train on random-resized crops keeping at least this share of each image's "
+            "area (photos; e.g. 0.75); 0: shift and scale jitter only", metavar="SHARE"),
     Setting("oversample", _oversample, "rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]"),
     Setting("snapshots", _snapshots, "predict with the last N cycle-end snapshots of each fold, or these names "
             "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint"),
@@ -212,6 +215,9 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         raise PipelineError(f"{where}: checkpoint={recipe.checkpoint!r}; use 'last' or 'best'")
     if isinstance(recipe.snapshots, int) and recipe.snapshots < 0:
         raise PipelineError(f"{where}: snapshots={recipe.snapshots}; 0 (off), a count, or snapshot names")
+    if not 0 <= recipe.random_crop <= 1:
+        raise PipelineError(f"{where}: random_crop={recipe.random_crop}; the smallest share of an image's area "
+                            f"a crop keeps, in (0, 1]; 0 for no random crops")
     if recipe.folds < 2:
         raise PipelineError(f"{where}: folds={recipe.folds}; cross-validation needs at least 2")
     bad = [f for f in recipe.fold_list() if not 0 <= f < recipe.folds]
@@ -252,20 +258,21 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                             f"epochs (swa_round(epochs >= 2)) or cycles (schedule 'sgdr' or 'constant')")
 
 
-def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip") -> dict[str, Recipe]:
+def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip", random_crop: float = 0.0) -> dict[str, Recipe]:
     """Recipes a competition starts from until it has tuned its own: plant-seedlings' recipes,
     generalised. cpu: one fold; the head on cached activations, then all but the early layers
     (their backward pass is the costly part) at `cpu_size`. gpu: every fold; the head, then the
     whole network with differential rates at 3/4 of `size`, then at `size` (progressive
-    resizing). TTA: every view `symmetry` allows on a GPU, two at most on a CPU."""
+    resizing). TTA: every view `symmetry` allows on a GPU, two at most on a CPU. `random_crop`:
+    see Recipe."""
     from .transforms import SYMMETRIES
     views, small = SYMMETRIES[symmetry], max(32, round(size * 3 / 4 / 32) * 32)
     return {
-        "cpu": Recipe(train_folds=(0,), tta=min(2, views), phases=(
+        "cpu": Recipe(train_folds=(0,), tta=min(2, views), random_crop=random_crop, phases=(
             Phase(size=cpu_size, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
             Phase(size=cpu_size, epochs=2, lr=differential(2e-3), frozen=("early",)),
         )),
-        "gpu": Recipe(batch_size=64, tta=views, phases=(
+        "gpu": Recipe(batch_size=64, tta=views, random_crop=random_crop, phases=(
             Phase(size=small, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
             Phase(size=small, epochs=4, lr=differential(2e-3)),
             Phase(size=size, epochs=4, lr=differential(1e-3)),

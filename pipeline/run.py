@@ -107,8 +107,8 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
             data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
-            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files),
-            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files), log=log)
+            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize),
+            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize), log=log)
     r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files)
     r.times["data"] = time.time() - t0
     return r
@@ -172,8 +172,8 @@ def train_key(r: Run, k: int) -> str:
     rc = r.recipe
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
     return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
-                       rc.weight_decay, rc.label_smoothing, rc.oversample, rc.seed, r.comp.classes,
-                       r.comp.multilabel, r.comp.symmetry)
+                       rc.weight_decay, rc.label_smoothing, rc.random_crop, rc.oversample, rc.seed, r.comp.classes,
+                       r.comp.multilabel, r.comp.symmetry, r.comp.resize)
 
 
 def train_stage(r: Run, folds: np.ndarray) -> None:

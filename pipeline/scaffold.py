@@ -11,28 +11,33 @@ from . import PipelineError
 from .competition import available
 from .files import atomic_path
 
-# per layout: the import, the layout line, and the metric and submission the layout usually comes with
+# how a layout's images usually look: photos of any shape (a class per folder, per CSV row, per file
+# name), or square tiles tagged with what they show (satellite scenes, cells)
+PHOTOS = dict(symmetry="hflip", resize="crop", random_crop=0.75)
+TILES = dict(symmetry="dihedral", resize="squash", random_crop=0.0)
+
+# per layout: the import, the layout line, the metric and submission the layout usually comes with
 LAYOUTS = {
     "folders": dict(
         layout="ClassFolders",
         line='ClassFolders(train_dir="train", test_dir="test", test_id="name")',
         shape="train/<class>/<image>, test/<image>; the submission's ids are the test files' names",
-        metric="accuracy", submission='Submission(id_column="file", label_column="label")'),
+        metric="accuracy", submission='Submission(id_column="file", label_column="label")', **PHOTOS),
     "csv": dict(
         layout="LabelsCSV",
         line='LabelsCSV(csv="train.csv", id_column="id", label_column="label", suffix=".jpg")',
         shape="train.csv with columns id,label; train/<id>.jpg, test/<id>.jpg",
-        metric="accuracy", submission='Submission(id_column="id", label_column="label")'),
+        metric="accuracy", submission='Submission(id_column="id", label_column="label")', **PHOTOS),
     "multilabel": dict(
         layout="TagsCSV",
         line='TagsCSV(csv="train.csv", id_column="id", label_column="tags", suffix=".jpg")',
         shape='train.csv with columns id,tags (space-separated: "a b"); train/<id>.jpg, test/<id>.jpg',
-        metric="f2", submission='Submission(id_column="id", label_column="tags")'),
+        metric="f2", submission='Submission(id_column="id", label_column="tags")', **TILES),
     "filename": dict(
         layout="FileNames",
         line='FileNames(train_dir="train", test_dir="test")',
         shape="the label in each file's name, up to its first dot: train/cat.1.jpg; test/<id>.jpg",
-        metric="accuracy", submission='Submission(id_column="id", label_column="label")'),
+        metric="accuracy", submission='Submission(id_column="id", label_column="label")', **PHOTOS),
 }
 
 METRIC_NOTES = {
@@ -57,8 +62,12 @@ metric = {metric}  # as on the competition's Evaluation page: {metric_note}
 # the header of sample_submission.csv: id_column, then label_column holding the class (or tags);
 # or label_column with probability_of="class" (binary log loss); or per_class=True (a column per class)
 submission = {submission}
-symmetry = "hflip"  # flips that keep a label: "dihedral" (seen from above), "hflip" (photos), "none" (text)
-recipes = starter(size=224, cpu_size=128, symmetry=symmetry)  # until tuned: pipeline lr-find, pipeline report
+symmetry = "{symmetry}"  # flips that keep a label: "dihedral" (seen from above), "hflip" (photos), "none" (text)
+# how an image becomes a square: "squash" (stretched whole), "crop" (the central square; photos),
+# "pad" (whole, proportions kept, black bars)
+resize = "{resize}"
+# random_crop: train on random crops keeping at least this share of each image (photos); 0: none
+recipes = starter(size=224, cpu_size=128, symmetry=symmetry, random_crop={random_crop})  # tune: pipeline lr-find, report
 '''
 
 README = '''\

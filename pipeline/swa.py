@@ -52,7 +52,8 @@ class WeightAverage:
         prepare = dev.place(net)
         freeze(net, layer_groups(net), phase.frozen)
         imgs, t = data.images[phase.size], data.train_idx
-        train_ds = ImageDataset(imgs, data.labels, train_augment(recipe.seed, symmetry), rows=t)
+        augment = train_augment(recipe.seed, symmetry, phase.size, recipe.random_crop)
+        train_ds = ImageDataset(imgs, data.labels, augment, rows=t)
         train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
         recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
         valid_ds = ImageDataset(imgs, data.labels, rows=data.valid_idx)

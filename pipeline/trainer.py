@@ -94,7 +94,8 @@ def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *,
         plain_ds = train_ds
     else:
         imgs, labels, t, v = data.images[phase.size], data.labels, data.train_idx, data.valid_idx
-        net, train_ds = model, ImageDataset(imgs, labels, train_augment(seed, symmetry), rows=t)
+        augment = train_augment(seed, symmetry, phase.size, recipe.random_crop)
+        net, train_ds = model, ImageDataset(imgs, labels, augment, rows=t)
         valid_ds, plain_ds = ImageDataset(imgs, labels, rows=v), ImageDataset(imgs, labels, rows=t)
     return PhaseSetup(index=index, phase=phase, seed=seed, net=net, optimizer=optimizer, train_ds=train_ds,
                       valid_ds=valid_ds, plain_ds=plain_ds, prepare=prepare, model=model, recipe=recipe, data=data,

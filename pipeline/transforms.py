@@ -13,15 +13,21 @@ import torch
 SYMMETRIES = {"dihedral": 8, "hflip": 2, "none": 1}  # and the TTA views each allows
 
 
-def train_augment(seed: int, symmetry: str = "hflip") -> A.Compose:
-    """Label-preserving flips, small rotations, scale, shift and lighting. Images are cached at
-    the phase's size, so no resize is needed here."""
+def train_augment(seed: int, symmetry: str = "hflip", size: int | None = None, random_crop: float = 0.0) -> A.Compose:
+    """Label-preserving flips, small rotations, scale, shift and lighting, on images cached at
+    the phase's `size`. With `random_crop` (photos), scale and shift come from a random-resized
+    crop instead: at least that share of the image's area, 3:4 to 4:3, resized back to `size`."""
+    if random_crop:
+        framing = [A.RandomResizedCrop(size=(size, size), scale=(random_crop, 1.0), ratio=(3 / 4, 4 / 3)),
+                   A.Affine(rotate=(-10, 10), border_mode=0, p=0.75)]  # cv2.BORDER_CONSTANT
+    else:
+        framing = [A.Affine(rotate=(-20, 20), scale=(0.9, 1.15), translate_percent=(-0.05, 0.05),
+                            border_mode=0, p=0.75)]
     return A.Compose([
         A.HorizontalFlip(p=0.5 if symmetry != "none" else 0.0),
         A.VerticalFlip(p=0.5 if symmetry == "dihedral" else 0.0),
         A.RandomRotate90(p=0.5 if symmetry == "dihedral" else 0.0),
-        A.Affine(rotate=(-20, 20), scale=(0.9, 1.15), translate_percent=(-0.05, 0.05),
-                 border_mode=0, p=0.75),  # cv2.BORDER_CONSTANT
+        *framing,
         A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
     ], seed=seed)
 

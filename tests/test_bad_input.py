@@ -59,6 +59,11 @@ def test_recipe_with_an_unknown_layer_group(workdir, plant_data):
         start_plant(plant_data, recipe=recipe)
 
 
+def test_a_random_crop_share_outside_0_to_1(workdir, plant_data, capsys):
+    assert main(["run", "plant-seedlings", "--data", str(plant_data), "--random-crop", "1.5"]) == 2
+    assert "random_crop=1.5; the smallest share of an image's area a crop keeps" in capsys.readouterr().err
+
+
 def test_cli_prints_one_line_and_exits_2(workdir, plant_data, capsys):
     shutil.rmtree(plant_data / "train")
     assert main(["run", "plant-seedlings", "--data", str(plant_data)]) == 2

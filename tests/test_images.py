@@ -29,18 +29,18 @@ def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, mon
 
     real, calls = images.decode_chunk, []
 
-    def killed_on_the_fourth_chunk(chunk, sizes):
+    def killed_on_the_fourth_chunk(chunk, sizes, policy):
         calls.append(len(chunk))
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real(chunk, sizes)
+        return real(chunk, sizes, policy)
     monkeypatch.setattr(images, "decode_chunk", killed_on_the_fourth_chunk)
     with pytest.raises(KeyboardInterrupt):
         ImageCache(paths, tmp_path / "killed", key="k", workers=1).prepare([16, 24])
     assert not list((tmp_path / "killed").glob("k-*px.npy"))  # nothing finished is claimed
 
     calls.clear()
-    monkeypatch.setattr(images, "decode_chunk", lambda chunk, sizes: calls.append(len(chunk)) or real(chunk, sizes))
+    monkeypatch.setattr(images, "decode_chunk", lambda chunk, sizes, policy: calls.append(len(chunk)) or real(chunk, sizes, policy))
     resumed = ImageCache(paths, tmp_path / "killed", key="k", workers=1)
     resumed.prepare([16, 24])
     assert sum(calls) == 22 - 3 * 4  # only what the three recorded chunks had not written
@@ -113,3 +113,60 @@ def test_odd_image_modes_decode_to_upright_8bit_rgb(tmp_path):
     shown = read_rgb(tmp_path / "rotated.jpg")
     assert shown.shape == (20, 10, 3)  # taller than wide, as a viewer shows it
     assert shown[1, -2, 2] > 200 and shown[1, -2, 0] < 60  # the blue corner is now top right
+
+
+def ellipse_of(img: np.ndarray) -> tuple[int, int]:
+    """Height and width of the bright shape in `img`."""
+    rows, cols = np.flatnonzero(img[..., 0].max(1) > 127), np.flatnonzero(img[..., 0].max(0) > 127)
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def bars(img: np.ndarray) -> np.ndarray:
+    return (img[..., 2] > 200) & (img[..., 0] < 50)  # blue, not white
+
+
+def test_each_resize_policy_gives_a_square_and_keeps_proportions_where_it_promises():
+    wide = np.zeros((60, 120, 3), np.uint8)  # a landscape photo: a disc in the middle, bars at both ends
+    cv2.circle(wide, (60, 30), 25, (255, 255, 255), -1)
+    wide[:, :10] = wide[:, -10:] = (0, 0, 255)
+
+    squash, crop, pad = (images.resize(wide, 48, policy) for policy in images.RESIZE)
+    assert squash.shape == crop.shape == pad.shape == (48, 48, 3)
+    h, w = ellipse_of(squash)
+    assert h > 1.6 * w  # stretched tall: the disc is an ellipse
+    h, w = ellipse_of(crop)
+    assert abs(h - w) <= 1 and h > 0.75 * 48  # round, and filling the square's height
+    assert not bars(crop).any()  # the bars at the ends are cut off
+    h, w = ellipse_of(pad)
+    assert abs(h - w) <= 1 and h < 0.5 * 48  # round, at half scale: the whole width fits
+    assert pad[:12].max() == 0 and pad[-12:].max() == 0  # black above and below
+    assert bars(pad)[12:36, 0].all() and bars(pad)[12:36, -1].all()  # both end bars are kept
+
+    tall = np.ascontiguousarray(wide.transpose(1, 0, 2))
+    assert images.resize(tall, 48, "pad")[:, :12].max() == 0  # portrait: the bars go left and right
+    square = np.full((30, 30, 3), 77, np.uint8)
+    assert all((images.resize(square, 30, p) == square).all() for p in images.RESIZE)  # nothing to do
+
+
+def test_the_cache_keeps_one_file_per_policy(tmp_path):
+    paths = [tmp_path / "wide.png"]
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, :10] = 255  # white on the left quarter: gone when cropped
+    cv2.imwrite(str(paths[0]), wide)
+    squashed = ImageCache(paths, tmp_path / "cache", key="k", workers=1)[16]
+    cropped = ImageCache(paths, tmp_path / "cache", key="k", workers=1, resize="crop")[16]
+    assert np.asarray(squashed)[0, :, 0].max() == 255 and np.asarray(cropped)[0].max() == 0
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.npy")) == ["k-16px-crop.npy", "k-16px.npy"]
+    with pytest.raises(PipelineError, match="resize 'stretch'; use one of squash, crop, pad"):
+        ImageCache(paths, resize="stretch")
+
+
+def test_random_resized_crops_frame_each_image_differently_at_the_phase_size():
+    from pipeline.transforms import train_augment
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    crops = train_augment(seed=3, symmetry="none", size=64, random_crop=0.5)
+    out = [crops(image=img)["image"] for _ in range(8)]
+    assert all(o.shape == (64, 64, 3) for o in out)
+    assert len({o.tobytes() for o in out}) == 8
+    again = train_augment(seed=3, symmetry="none", size=64, random_crop=0.5)
+    assert all((again(image=img)["image"] == o).all() for o in out)  # seeded: a resumed epoch sees the same

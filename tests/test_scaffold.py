@@ -39,6 +39,9 @@ def test_a_scaffolded_competition_runs_as_soon_as_its_data_is_in_place(workdir, 
     assert (folder / "competition.py").is_file() and f"pipeline run {name}" in (folder / "README.md").read_text()
     comp = load(name)
     assert comp.multilabel == (layout == "multilabel") and comp.slug == name
+    photos = layout != "multilabel"  # tagged data is most often tiles (satellite scenes, cells)
+    assert comp.resize == ("crop" if photos else "squash") and comp.symmetry == ("hflip" if photos else "dihedral")
+    assert all(r.random_crop == (0.75 if photos else 0.0) for r in comp.recipes.values())
     write_data(workdir / "data" / name, layout)
     assert main(["run", name, "--arch", "test_efficientnet", "--weights", "none", "--folds", "2"]) == 0
     sub = pd.read_csv(workdir / "submissions" / name / "cpu.csv", dtype=str)
@@ -65,6 +68,7 @@ def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
     ('submission = Submission(id_column="id", label_column="label", per_class=True)', "needs exactly one"),
     ('submission = Submission(id_column="id", probability_of="cat")', "needs exactly one"),
     ('submission = Submission(id_column="id", label_column="label", clip=0.5)', "clip=0.5"),
+    ('resize = "stretch"', "resize 'stretch'; use one of squash, crop, pad"),
 ])
 def test_a_definition_whose_parts_disagree_is_refused_on_load(workdir, change, error):
     from pipeline import PipelineError

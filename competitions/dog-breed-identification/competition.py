@@ -11,4 +11,6 @@ classes = None  # the 120 breeds of labels.csv
 metric = log_loss  # lower is better; Kaggle clips probabilities to [1e-15, 1 - 1e-15]
 submission = Submission(id_column="id", per_class=True)  # id, then one probability column per breed
 symmetry = "hflip"  # photos: a mirrored dog is the same dog; an upside-down one is not a photo we get
-recipes = starter(size=288, cpu_size=128, symmetry=symmetry)
+resize = "crop"  # photos of every shape: the central square, proportions kept (as ImageNet evaluates)
+# train on random crops of >= 3/4 of the picture (fastbook's pets setting: a few epochs from ImageNet weights)
+recipes = starter(size=288, cpu_size=128, symmetry=symmetry, random_crop=0.75)

@@ -13,4 +13,6 @@ metric = log_loss  # lower is better
 # otherwise dominate the log loss (the CV score is of the clipped probabilities)
 submission = Submission(id_column="id", label_column="label", probability_of="dog", clip=0.005)
 symmetry = "hflip"
-recipes = starter(size=256, cpu_size=128, symmetry=symmetry)
+resize = "crop"  # photos of every shape: the central square, proportions kept (as ImageNet evaluates)
+# train on random crops of >= 3/4 of the picture (fastbook's pets setting: a few epochs from ImageNet weights)
+recipes = starter(size=256, cpu_size=128, symmetry=symmetry, random_crop=0.75)
