@@ -19,6 +19,8 @@ def _settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="run name: its folder is data/runs/<competition>/<run> (default: the recipe's name)")
     p.add_argument("--recipe", help="which of the competition's recipes (default: gpu on CUDA, else cpu)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model: faster steps on a GPU once "
+                   "compiled, which takes minutes (benchmarks/RESULTS.md says when it pays)")
     for s in SETTINGS:
         p.add_argument("--" + s.name.replace("_", "-"), type=s.parse, choices=s.choices, metavar=s.metavar,
                        help=s.help)
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("run", "lr-find", "check"):
             from .run import format_scores, lr_find, run_all, start
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
-                      **{s.name: getattr(args, s.name) for s in SETTINGS})
+                      compile=args.compile, **{s.name: getattr(args, s.name) for s in SETTINGS})
             if args.command == "run":
                 print(format_scores(run_all(r)))
             elif args.command == "lr-find":

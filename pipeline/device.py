@@ -19,9 +19,10 @@ class Device:
     amp_dtype: torch.dtype | None
     workers: int                # loader worker processes
     channels_last: bool = True  # faster for convnets on both CUDA and CPU (oneDNN)
+    compile: bool = False       # torch.compile models: faster steps once compiled, minutes to compile
 
     @classmethod
-    def pick(cls, name: str = "auto") -> "Device":
+    def pick(cls, name: str = "auto", compile: bool = False) -> "Device":
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
         if name.startswith("cuda") and not torch.cuda.is_available():
@@ -29,15 +30,22 @@ class Device:
         dev = torch.device(name)
         if dev.type == "cuda":
             amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return cls(dev, amp, workers=min(8, os.cpu_count() or 1))
+            return cls(dev, amp, workers=min(8, os.cpu_count() or 1), compile=compile)
         # on a CPU, loader workers would take cores from the model; augmenting small cached
         # images in the main process costs far less than the forward/backward pass
-        return cls(dev, None, workers=0)
+        return cls(dev, None, workers=0, compile=compile)
 
     def place(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         """Move `model` here (channels_last when set); returns what turns a uint8 [B, H, W, 3]
         batch into the model's normalised input on this device."""
         model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        if self.compile and getattr(model, "_compiled_call_impl", None) is None:
+            # in place, so state_dict keys stay those of the plain model. Each image size, batch
+            # shape, train/eval mode and frozen set is a graph of its own: allow a run's worth
+            limits = torch._dynamo.config
+            name = "recompile_limit" if hasattr(limits, "recompile_limit") else "cache_size_limit"
+            setattr(limits, name, max(getattr(limits, name), 64))
+            model.compile()
         mean, std = normalization(model)
         return lambda x: to_input(x, mean, std, self.device, self.channels_last)
 

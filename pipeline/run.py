@@ -75,13 +75,13 @@ class Run:
 
 
 def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = None, run: str | None = None,
-          recipe: Recipe | str | None = None, device: str = "auto", log: Callable = say,
-          **overrides) -> Run:
+          recipe: Recipe | str | None = None, device: str = "auto", compile: bool = False,
+          log: Callable = say, **overrides) -> Run:
     """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS."""
     t0 = time.time()
     workdir = workdir or Workdir.default()
     comp = load(comp_name)
-    dev = Device.pick(device)
+    dev = Device.pick(device, compile)
     if isinstance(recipe, Recipe):
         recipe_name = "custom"
     else:
@@ -366,7 +366,7 @@ def scores_stage(r: Run) -> dict:
 def settings(r: Run) -> dict:
     return {"competition": r.comp.name, "slug": r.comp.slug, "run": r.name, "recipe_name": r.recipe_name,
             "recipe": asdict(r.recipe), "data_dir": str(r.data_dir), "device": str(r.dev.device),
-            "amp": str(r.dev.amp_dtype), "train_images": len(r.train), "test_images": len(r.test),
+            "amp": str(r.dev.amp_dtype), "compile": r.dev.compile, "train_images": len(r.train), "test_images": len(r.test),
             "versions": versions()}
 
 
