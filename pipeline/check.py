@@ -20,7 +20,7 @@ from .models import freeze, layer_groups, normalization
 from .device import Device
 from .run import Run, fresh_model
 from .epochs import epoch_loader
-from .transforms import ImageDataset, train_augment
+from .transforms import ImageDataset, random_flips, train_augment
 
 
 @dataclass
@@ -101,9 +101,11 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     model = fresh_model(r)
     prepare, (mean, std) = r.dev.place(model), normalization(model)
 
-    augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry, size, r.recipe.random_crop))
+    on_device = r.dev.flips_on_device
+    augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry, size, r.recipe.random_crop,
+                                                    flips=not on_device))
     xb, yb = next(iter(epoch_loader(augmented, np.arange(len(y)), min(r.recipe.batch_size, len(y)), 0, r.dev)))
-    labelled_batch(prepare(xb), yb, r.comp.classes, mean, std, out / "batch.png")
+    labelled_batch(prepare(xb, random_flips(r.comp.symmetry, 0) if on_device else None), yb, r.comp.classes, mean, std, out / "batch.png")
 
     freeze(model, layer_groups(model), frozen)
     x = prepare(torch.from_numpy(imgs))

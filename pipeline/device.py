@@ -20,6 +20,7 @@ class Device:
     workers: int                # loader worker processes
     channels_last: bool = True  # faster for convnets on both CUDA and CPU (oneDNN)
     compile: bool = False       # torch.compile models: faster steps once compiled, minutes to compile
+    flips_on_device: bool = False  # random flips of training batches here (transforms.random_flips), not in the loader
 
     @classmethod
     def pick(cls, name: str = "auto", compile: bool = False) -> "Device":
@@ -30,14 +31,14 @@ class Device:
         dev = torch.device(name)
         if dev.type == "cuda":
             amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return cls(dev, amp, workers=min(8, os.cpu_count() or 1), compile=compile)
+            return cls(dev, amp, workers=min(8, os.cpu_count() or 1), compile=compile, flips_on_device=True)
         # on a CPU, loader workers would take cores from the model; augmenting small cached
         # images in the main process costs far less than the forward/backward pass
         return cls(dev, None, workers=0, compile=compile)
 
-    def place(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def place(self, model: nn.Module) -> Callable[..., torch.Tensor]:
         """Move `model` here (channels_last when set); returns what turns a uint8 [B, H, W, 3]
-        batch into the model's normalised input on this device."""
+        batch into the model's normalised input on this device (`flips=` random_flips first)."""
         model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         if self.compile and getattr(model, "_compiled_call_impl", None) is None:
             # in place, so state_dict keys stay those of the plain model. Each image size, batch
@@ -47,7 +48,7 @@ class Device:
             setattr(limits, name, max(getattr(limits, name), 64))
             model.compile()
         mean, std = normalization(model)
-        return lambda x: to_input(x, mean, std, self.device, self.channels_last)
+        return lambda x, flips=None: to_input(x, mean, std, self.device, self.channels_last, flips)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

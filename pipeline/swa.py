@@ -18,7 +18,7 @@ from .folds import FoldData
 from .metrics import Metric
 from .models import freeze, layer_groups, train_mode
 from .recipe import Recipe
-from .transforms import ImageDataset, train_augment
+from .transforms import ImageDataset, random_flips, train_augment
 
 
 class WeightAverage:
@@ -52,10 +52,11 @@ class WeightAverage:
         prepare = dev.place(net)
         freeze(net, layer_groups(net), phase.frozen)
         imgs, t = data.images[phase.size], data.train_idx
-        augment = train_augment(recipe.seed, symmetry, phase.size, recipe.random_crop)
+        augment = train_augment(recipe.seed, symmetry, phase.size, recipe.random_crop, flips=not dev.flips_on_device)
+        flips = random_flips(symmetry, recipe.seed) if dev.flips_on_device else None
         train_ds = ImageDataset(imgs, data.labels, augment, rows=t)
         train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
-        recompute_bn(net, (prepare(x) for x, _ in train_dl), dev)
+        recompute_bn(net, (prepare(x, flips) for x, _ in train_dl), dev)
         valid_ds = ImageDataset(imgs, data.labels, rows=data.valid_idx)
         valid_loss, probs = validate(net, torch.utils.data.DataLoader(valid_ds, recipe.batch_size * 2), prepare, dev)
         score = metric(data.labels[data.valid_idx], probs)

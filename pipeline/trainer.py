@@ -35,7 +35,7 @@ from .models import freeze, layer_groups, train_mode
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
 from .swa import WeightAverage
-from .transforms import ImageDataset, train_augment
+from .transforms import ImageDataset, random_flips, train_augment
 
 
 @dataclass
@@ -50,6 +50,8 @@ class PhaseSetup:
     valid_ds: torch.utils.data.Dataset
     plain_ds: torch.utils.data.Dataset  # the training images as predict sees them
     prepare: Callable          # a batch as it comes from a loader -> the net's input on the device
+    flips: bool                # training batches are flipped on the device (Device.flips_on_device)
+    symmetry: str
     model: nn.Module
     recipe: Recipe
     data: FoldData
@@ -65,6 +67,13 @@ class PhaseSetup:
         if extra is not None:
             order = np.concatenate([order, extra])
         return epoch_loader(self.train_ds, order, min(rc.batch_size, len(order)), seed, self.dev)
+
+    def train_prepare(self, epoch: int) -> Callable:
+        """`prepare` for the epoch's training batches: with their random flips, when the device does them."""
+        if not self.flips:
+            return self.prepare
+        flips = random_flips(self.symmetry, self.seed * 100 + epoch)
+        return lambda x: self.prepare(x, flips)
 
     def valid_loader(self):
         return torch.utils.data.DataLoader(self.valid_ds, self.recipe.batch_size * 2, num_workers=self.dev.workers)
@@ -94,12 +103,12 @@ def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *,
         plain_ds = train_ds
     else:
         imgs, labels, t, v = data.images[phase.size], data.labels, data.train_idx, data.valid_idx
-        augment = train_augment(seed, symmetry, phase.size, recipe.random_crop)
+        augment = train_augment(seed, symmetry, phase.size, recipe.random_crop, flips=not dev.flips_on_device)
         net, train_ds = model, ImageDataset(imgs, labels, augment, rows=t)
         valid_ds, plain_ds = ImageDataset(imgs, labels, rows=v), ImageDataset(imgs, labels, rows=t)
     return PhaseSetup(index=index, phase=phase, seed=seed, net=net, optimizer=optimizer, train_ds=train_ds,
                       valid_ds=valid_ds, plain_ds=plain_ds, prepare=prepare, model=model, recipe=recipe, data=data,
-                      dev=dev)
+                      dev=dev, flips=dev.flips_on_device and not phase.precompute, symmetry=symmetry)
 
 
 @dataclass
@@ -200,8 +209,8 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
     where = f"phase {pi + 1}/{len(setup.recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
     train_dl, valid_dl = setup.loader(epoch, extra), setup.valid_loader()
     setup.train_mode()
-    rows = train_one_epoch(setup.net, train_dl, setup.optimizer, phase=phase, epoch=epoch, prepare=setup.prepare,
-                           dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where)
+    rows = train_one_epoch(setup.net, train_dl, setup.optimizer, phase=phase, epoch=epoch,
+                           prepare=setup.train_prepare(epoch), dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where)
     valid_loss, probs = validate(setup.net, valid_dl, setup.prepare, dev)
     score = metric(setup.data.labels[setup.data.valid_idx], probs)
     train_loss = float(np.mean([r["loss"] for r in rows]))
@@ -244,7 +253,7 @@ def phase_range_test(model: nn.Module, recipe: Recipe, index: int, data: FoldDat
                         phase=replace(phase, lr=1.0) if phase.lr == "find" else phase)
     loader = setup.loader(0)
     setup.train_mode()
-    return range_test(setup.net, loader, setup.optimizer, setup.prepare, dev, steps=steps,
+    return range_test(setup.net, loader, setup.optimizer, setup.train_prepare(0), dev, steps=steps,
                       label_smoothing=recipe.label_smoothing)
 
 

@@ -1,6 +1,8 @@
 """Augmentations (albumentations, on uint8 images already at the phase's size) and TTA views."""
 from __future__ import annotations
 
+from typing import Callable
+
 import albumentations as A
 import numpy as np
 import torch
@@ -13,20 +15,26 @@ import torch
 SYMMETRIES = {"dihedral": 8, "hflip": 2, "none": 1}  # and the TTA views each allows
 
 
-def train_augment(seed: int, symmetry: str = "hflip", size: int | None = None, random_crop: float = 0.0) -> A.Compose:
+def train_augment(seed: int, symmetry: str = "hflip", size: int | None = None, random_crop: float = 0.0,
+                  flips: bool = True) -> A.Compose:
     """Label-preserving flips, small rotations, scale, shift and lighting, on images cached at
     the phase's `size`. With `random_crop` (photos), scale and shift come from a random-resized
-    crop instead: at least that share of the image's area, 3:4 to 4:3, resized back to `size`."""
+    crop instead: at least that share of the image's area, 3:4 to 4:3, resized back to `size`.
+    `flips=False` leaves the flips and quarter turns to `random_flips` on the device. (Every
+    transform here has a distribution that flips leave unchanged, so the order doesn't matter.)"""
     if random_crop:
         framing = [A.RandomResizedCrop(size=(size, size), scale=(random_crop, 1.0), ratio=(3 / 4, 4 / 3)),
                    A.Affine(rotate=(-10, 10), border_mode=0, p=0.75)]  # cv2.BORDER_CONSTANT
     else:
         framing = [A.Affine(rotate=(-20, 20), scale=(0.9, 1.15), translate_percent=(-0.05, 0.05),
                             border_mode=0, p=0.75)]
-    return A.Compose([
+    turns = [
         A.HorizontalFlip(p=0.5 if symmetry != "none" else 0.0),
         A.VerticalFlip(p=0.5 if symmetry == "dihedral" else 0.0),
         A.RandomRotate90(p=0.5 if symmetry == "dihedral" else 0.0),
+    ] if flips else []
+    return A.Compose([
+        *turns,
         *framing,
         A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
     ], seed=seed)
@@ -54,9 +62,30 @@ class ImageDataset(torch.utils.data.Dataset):
         return (x, self.labels[r]) if self.labels is not None else x  # (collated into a tensor)
 
 
-def to_input(batch: torch.Tensor, mean, std, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> normalised float [B, 3, H, W] on `device`."""
-    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+def random_flips(symmetry: str, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Each image of a uint8 [B, H, W, C] batch, where it lies (a GPU), flipped at random as
+    train_augment would: left-right for "hflip"; for "dihedral" also up-down and transposed (the 8
+    views, a quarter turn included). On a GPU, the loader workers are spared work that is most
+    of their time: at 128 px, half of augmenting a dihedral image (benchmarks/loader.py).
+    The draws come from a generator seeded by `seed`, on the CPU: the same on any device."""
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+    axes = {"none": 0, "hflip": 1, "dihedral": 3}[symmetry]
+
+    def flip(x: torch.Tensor) -> torch.Tensor:
+        draws = (torch.rand(len(x), axes, generator=gen) < 0.5).to(x.device).view(len(x), axes, 1, 1, 1)
+        for i, turn in enumerate((lambda v: v.flip(2), lambda v: v.flip(1), lambda v: v.transpose(1, 2))[:axes]):
+            x = torch.where(draws[:, i], turn(x), x)
+        return x
+    return flip
+
+
+def to_input(batch: torch.Tensor, mean, std, device: torch.device, channels_last: bool,
+             flips: Callable | None = None) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> normalised float [B, 3, H, W] on `device`, `flips` applied there first."""
+    x = batch.to(device, non_blocking=True)
+    if flips is not None:
+        x = flips(x)
+    x = x.permute(0, 3, 1, 2).float().div_(255)
     m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=device).view(1, 3, 1, 1)
     x = (x - m) / s

@@ -43,3 +43,40 @@ def test_a_compiled_model_trains_as_the_plain_one_does(tmp_path):
     assert weights[True].keys() == weights[False].keys()
     losses = [[float(w.split()[0]) for line in logs[c] for w in line.split("train_loss ")[1:2]] for c in (False, True)]
     assert len(losses[0]) == 2 and losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
+def views_of(img: torch.Tensor) -> list[bytes]:
+    """The 8 flips and turns of an [H, W, C] image."""
+    flipped = [img, img.flip(1), img.flip(0), img.flip(0, 1)]
+    return [v.contiguous().numpy().tobytes() for v in flipped + [v.transpose(0, 1) for v in flipped]]
+
+
+def test_flips_on_the_device_give_each_image_a_random_view_its_symmetry_allows():
+    from pipeline.transforms import random_flips
+    batch = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
+    for symmetry, allowed in (("dihedral", 8), ("hflip", 2), ("none", 1)):
+        out = random_flips(symmetry, seed=5)(batch)
+        seen = [views_of(img).index(o.contiguous().numpy().tobytes()) for img, o in zip(batch, out)]
+        assert max(seen) < allowed and len(set(seen)) == allowed  # every allowed view, no other
+        assert torch.equal(random_flips(symmetry, seed=5)(batch), out)  # seeded
+    assert not torch.equal(random_flips("dihedral", seed=6)(batch), random_flips("dihedral", seed=5)(batch))
+
+
+def test_a_device_that_flips_trains_deterministically_with_the_loader_spared_its_flips(tmp_path):
+    from pipeline.trainer import setup_phase
+    import albumentations as A
+    data = tiny_data(tmp_path)
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, seed=3,
+                    phases=(Phase(size=24, epochs=2, lr=1e-2),))
+    dev = Device.pick("cpu")
+    dev.flips_on_device = True  # as on a GPU
+    setup = setup_phase(create_model("test_efficientnet", 3, "none"), recipe, 0, data, dev=dev, symmetry="dihedral")
+    assert not any(isinstance(t, (A.HorizontalFlip, A.RandomRotate90)) for t in setup.train_ds.augment.transforms)
+    assert setup.train_prepare(0) is not setup.prepare
+    weights = []
+    for name in ("a", "b"):
+        torch.manual_seed(0)
+        model = create_model("test_efficientnet", 3, "none")
+        fit(model, recipe, data, accuracy, tmp_path / name, key="k", dev=dev, symmetry="dihedral", log=lambda *a: None)
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
