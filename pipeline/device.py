@@ -30,6 +30,7 @@ class Device:
             raise PipelineError(f"--device {name}: no CUDA device visible to torch; use --device cpu")
         dev = torch.device(name)
         if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # a phase's shapes repeat: time cuDNN's kernels once, keep the fastest
             amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return cls(dev, amp, workers=min(8, os.cpu_count() or 1), compile=compile, flips_on_device=True)
         # on a CPU, loader workers would take cores from the model; augmenting small cached

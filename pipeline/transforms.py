@@ -65,8 +65,8 @@ class ImageDataset(torch.utils.data.Dataset):
 def random_flips(symmetry: str, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """Each image of a uint8 [B, H, W, C] batch, where it lies (a GPU), flipped at random as
     train_augment would: left-right for "hflip"; for "dihedral" also up-down and transposed (the 8
-    views, a quarter turn included). On a GPU, the loader workers are spared work that is most
-    of their time: at 128 px, half of augmenting a dihedral image (benchmarks/loader.py).
+    views, a quarter turn included). On a GPU, the loader workers are spared about a third of
+    their time for dihedral flips at 128 and 224 px (benchmarks/loader.py).
     The draws come from a generator seeded by `seed`, on the CPU: the same on any device."""
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
     axes = {"none": 0, "hflip": 1, "dihedral": 3}[symmetry]
