@@ -108,7 +108,7 @@ def measure(args, size: int, dev: Device) -> str:
     rates, warmup = {}, {}
     for name, fn in runs.items():
         warmup[name], times = timed(fn, dev, args.repeats)
-        count = n if "train" in name else len(tta_images)
+        count = len(tta_images) if name.endswith("TTA") else n
         rates[name] = count / np.median(times)
     train, tta = rates["trainer train"] / rates["bare train"], rates["trainer TTA"] / rates["bare TTA"]
     first = max(warmup.values())
