@@ -3,6 +3,7 @@ and the Kaggle commands `pipeline download|submit|submissions|kernel <competitio
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -33,6 +34,11 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="folds -> train -> predict -> submit -> scores for a competition")
     run.add_argument("competition")
     _settings(run)
+    run.add_argument("--parallel", choices=("data", "folds"),
+                     help="under torchrun: train each fold on every rank together (data, the default), or "
+                     "give each rank whole folds (folds); launch as torchrun --nproc_per_node N -m pipeline -- run ...")
+    run.add_argument("--sync-bn", action="store_true",
+                     help="with --parallel data on GPUs: BatchNorm statistics over the whole global batch")
 
     lr = sub.add_parser("lr-find", help="the learning-rate range test under a phase's conditions; writes a PNG")
     lr.add_argument("competition")
@@ -120,7 +126,11 @@ def kernel(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--"]:  # torchrun ... -m pipeline -- run ...: the separator may reach us
+        argv = argv[1:]
     args = parser().parse_args(argv)
+    rank = os.environ.get("RANK", "0")
     try:
         if args.command == "list":
             from .competition import available
@@ -137,10 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             download(comp, Workdir.default().data(comp.name), force=args.force)
         elif args.command in ("run", "lr-find", "check"):
             from .run import format_scores, lr_find, run_all, start
+            if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise PipelineError(f"`pipeline {args.command}` runs as one process; start it without torchrun")
+            parallel = dict(parallel=args.parallel, sync_bn=args.sync_bn) if args.command == "run" else {}
             r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
-                      compile=args.compile, **{s.name: getattr(args, s.name) for s in SETTINGS})
+                      compile=args.compile, **parallel, **{s.name: getattr(args, s.name) for s in SETTINGS})
             if args.command == "run":
-                print(format_scores(run_all(r)))
+                result = run_all(r)
+                if result is not None:  # (rank 0's)
+                    print(format_scores(result))
             elif args.command == "lr-find":
                 print(lr_find(r, args.phase, args.fold, args.steps))
             else:
@@ -167,12 +182,35 @@ def main(argv: list[str] | None = None) -> int:
             from .run import list_snapshots
             print(list_snapshots(args.competition, args.run))
     except PipelineError as e:
-        print(f"pipeline: error: {e}", file=sys.stderr)
+        print(f"pipeline: error: {'' if rank == '0' else f'rank {rank}: '}{e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("pipeline: interrupted; run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        why = ("stopped by SIGTERM (torchrun stops every rank when one fails)" if str(e) == "SIGTERM"
+               else "interrupted")
+        print(f"pipeline: {'' if rank == '0' else f'rank {rank}: '}{why}; run the same command again to resume",
+              file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if not lost_rank(e):
+            raise
+        print(f"pipeline: error: rank {rank}: another rank stopped or stopped answering "
+              f"({str(e).splitlines()[0][:160]}); run the same command again to resume", file=sys.stderr)
+        return 1
+    finally:
+        if "torch.distributed" in sys.modules:
+            from .distributed import finish
+            finish()
     return 0
+
+
+def lost_rank(e: RuntimeError) -> bool:
+    """A torch.distributed collective's error when another rank has died or timed out: gloo and
+    NCCL raise RuntimeErrors (DistBackendError among them) naming themselves or the lost peer."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return False
+    text = str(e)
+    return isinstance(e, dist.DistError) or any(w in text for w in ("gloo", "NCCL", "Connection closed", "Timed out"))
 
 
 if __name__ == "__main__":

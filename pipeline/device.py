@@ -1,4 +1,5 @@
-"""Where and how a model runs: CUDA with autocast and channels_last when present, else the CPU."""
+"""Where and how a model runs: CUDA with autocast and channels_last when present, else the CPU;
+alone, or data-parallel with the other ranks of a `Group` (distributed.py)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from . import PipelineError
+from .distributed import SINGLE, Group
 from .models import normalization
 from .transforms import to_input
 
@@ -21,6 +23,7 @@ class Device:
     channels_last: bool = True  # faster for convnets on both CUDA and CPU (oneDNN)
     compile: bool = False       # torch.compile models: faster steps once compiled, minutes to compile
     flips_on_device: bool = False  # random flips of training batches here (transforms.random_flips), not in the loader
+    group: Group = SINGLE       # the ranks that train each model together (--parallel data), this one among them
 
     @classmethod
     def pick(cls, name: str = "auto", compile: bool = False) -> "Device":
@@ -50,6 +53,15 @@ class Device:
             model.compile()
         mean, std = normalization(model)
         return lambda x, flips=None: to_input(x, mean, std, self.device, self.channels_last, flips)
+
+    def parallel(self, net: nn.Module) -> nn.Module:
+        """`net` for training steps: wrapped in DistributedDataParallel when the group has several
+        ranks (gradients averaged across them in the backward pass), else `net` itself. Built
+        again for each phase, since DDP fixes the set of trained parameters when it wraps."""
+        if not self.group.active or not any(p.requires_grad for p in net.parameters()):
+            return net
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -2,6 +2,7 @@
 the pieces the trainer (trainer.py) loops over, which the range test and SWA reuse."""
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -68,47 +69,77 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
 
 
 @torch.inference_mode()
-def validate(model, loader, prepare: Callable, dev: Device) -> tuple[float, np.ndarray]:
-    """Mean loss (cross-entropy, or binary cross-entropy for tags) and class probabilities over `loader`."""
+def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device) -> tuple[float, np.ndarray]:
+    """Mean loss (cross-entropy, or binary cross-entropy for tags) and class probabilities over
+    `dataset`: with several ranks, each takes its share and all get the whole result."""
     model.eval()
-    losses, probs = [], []
+    share = dev.group.share(len(dataset))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, share.tolist()), batch_size,
+                                         num_workers=dev.workers if len(share) else 0)
+    loss, probs = 0.0, []
     for x, y in loader:
         with dev.autocast():
             logits = model(prepare(x)).float()
-        losses.append(label_loss(logits, y.to(dev.device), reduction="sum").item())
+        loss += label_loss(logits, y.to(dev.device), reduction="sum").item()
         probs.append(probabilities(logits, y.ndim == 2).cpu().numpy())
-    p = np.concatenate(probs)
-    return sum(losses) / len(p), p
+    p = dev.group.joined(np.concatenate(probs) if probs else np.zeros((0,)))
+    return sum(dev.group.gather(loss)) / len(p), p
 
 
 @torch.inference_mode()
 def body_features(model, images: np.ndarray, dev: Device, batch_size: int) -> torch.Tensor:
-    """Pooled activations of the body (everything before the classifier) for uint8 images."""
+    """Pooled activations of the body (everything before the classifier) for uint8 images
+    (each rank computes its share)."""
     model.eval()
     mean, std = normalization(model)
-    out = []
-    for i in tqdm(range(0, len(images), batch_size), desc="precompute activations", leave=False):
-        x = to_input(torch.from_numpy(images[i:i + batch_size]), mean, std, dev.device, dev.channels_last)
+    share, out = dev.group.share(len(images)), []
+    for i in tqdm(range(0, len(share), batch_size), desc="precompute activations", leave=False):
+        rows = share[i:i + batch_size]
+        x = to_input(torch.from_numpy(images[rows[0]:rows[-1] + 1]), mean, std, dev.device, dev.channels_last)
         with dev.autocast():
-            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
-    return torch.cat(out)
+            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu().numpy())
+    return torch.from_numpy(dev.group.joined(np.concatenate(out) if out else np.zeros((0,), np.float32)))
 
 
-def epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: Device):
+class _RankSlices:
+    """This rank's slice of every global batch: the ranks together take exactly the batches one
+    process would, so a run on N ranks sees the same images per step as on one."""
+
+    def __init__(self, batches, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            per = len(batch) // self.world
+            yield batch[self.rank * per:(self.rank + 1) * per]
+
+
+def epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: Device, shard: bool = True):
     """One epoch's batches: the positions `order` into train_ds, shuffled, and their augmentation,
-    both seeded by `seed`, so that a resumed run sees exactly the batches it would have seen."""
+    both seeded by `seed`, so that a resumed run sees exactly the batches it would have seen.
+    `batch_size` is the global batch: with several ranks (and `shard`), each rank takes its slice
+    of every batch, augmented with a stream of its own."""
+    rank = dev.group.rank if shard and dev.group.active else 0
     if getattr(train_ds, "augment", None) is not None:
-        train_ds.augment.set_random_seed(seed)
-    return torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, order.tolist()), batch_size, shuffle=True,
-                                       drop_last=True, generator=torch.Generator().manual_seed(seed),
-                                       num_workers=dev.workers, worker_init_fn=_seed_worker,
+        train_ds.augment.set_random_seed(seed + 1_000_003 * rank)
+    generator = torch.Generator().manual_seed(seed)  # (as DataLoader(shuffle=True) draws: same batches as ever)
+    batches = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(range(len(order)), generator=generator),
+                                            batch_size, drop_last=True)
+    if rank or (shard and dev.group.active):
+        batches = _RankSlices(batches, rank, dev.group.world)
+    return torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, order.tolist()), batch_sampler=batches,
+                                       generator=generator, num_workers=dev.workers,
+                                       worker_init_fn=functools.partial(_seed_worker, rank=rank),
                                        pin_memory=dev.device.type == "cuda")
 
 
-def _seed_worker(worker_id: int) -> None:
-    # each loader worker gets its own augmentation stream (albumentations would repeat one)
+def _seed_worker(worker_id: int, rank: int = 0) -> None:
+    # each loader worker (of each rank) gets its own augmentation stream (albumentations would repeat one)
     info = torch.utils.data.get_worker_info()
-    seed = torch.initial_seed() % 2**31
+    seed = (torch.initial_seed() + 1_000_003 * rank) % 2**31
     aug = getattr(getattr(info.dataset, "dataset", info.dataset), "augment", None)  # through Subset
     if aug is not None:
         aug.set_random_seed(seed)

@@ -1,6 +1,8 @@
-"""Atomic writes and content fingerprints: outputs are complete or absent, never half-written."""
+"""Atomic writes, locks and content fingerprints: outputs are complete or absent, never
+half-written, and never written by two processes at once."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +30,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if absent) while the block runs; another process
+    asking for it waits. The OS drops the lock when its holder dies, so a killed process leaves none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_json(path: Path, obj: Any) -> None:

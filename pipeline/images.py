@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import PipelineError
-from .files import atomic_path, files_fingerprint, read_json, write_json
+from .files import atomic_path, files_fingerprint, locked, read_json, write_json
 
 cv2.setNumThreads(1)  # resizing small images: threads only contend with torch's
 
@@ -125,6 +125,13 @@ class ImageCache:
             self._build({s: arrays[s].__setitem__ for s in missing}, 0)
             self._arrays.update(arrays)
             return
+        # one builder at a time (the ranks of a run, two runs on one cache); the others wait, then open
+        with locked(self.cache_dir / f"{self._key}.lock"):
+            missing = [s for s in missing if not self._open(s)]
+            if missing:
+                self._build_files(missing)
+
+    def _build_files(self, missing: list[int]) -> None:
         files, start = self._partial(missing)
         try:
             self._build({s: f.write for s, f in files.items()}, start)

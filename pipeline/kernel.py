@@ -33,7 +33,8 @@ SCRIPT = '''"""{name} on Kaggle with the internet off; built by `pipeline kernel
 
 Installs pipeline from the attached dataset {dataset}
 (pip --no-index --no-deps: no network, and this image's own torch and timm stay as they are),
-runs it, and leaves submission.csv in /kaggle/working."""
+runs it (under torchrun, one process per GPU, when the kernel has several: "GPU T4 x2"), and
+leaves submission.csv in /kaggle/working. PIPELINE_GPUS=N overrides the GPU count."""
 import os
 import subprocess
 import sys
@@ -50,7 +51,16 @@ if not found:
     sys.exit(f"{{WHEEL}} not found under {{root / 'input'}}: attach the dataset {dataset} to this kernel")
 wheels = sorted(str(p) for p in found[0].parent.glob("*.whl"))
 subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet", *wheels], check=True)
-subprocess.run([sys.executable, "-m", "pipeline", "run", COMPETITION, *RUN_ARGS], check=True)
+gpus = os.environ.get("PIPELINE_GPUS")
+if gpus is None:
+    import torch
+    gpus = torch.cuda.device_count()
+launch = [sys.executable, "-m", "pipeline"]
+if int(gpus) > 1:  # (`--`: torchrun's own parser would take pipeline's --run for its --run-path)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={{gpus}}",
+              "-m", "pipeline", "--"]
+print(*launch[1:], "run", COMPETITION, *RUN_ARGS, flush=True)
+subprocess.run([*launch, "run", COMPETITION, *RUN_ARGS], check=True)
 submission = root / "working" / "submission.csv"
 print(f"{{submission}}: {{sum(1 for _ in open(submission)) - 1}} rows")
 '''

@@ -83,7 +83,7 @@ def range_test(net: torch.nn.Module, batches: Iterable, optimizer: torch.optim.O
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            value = loss.item()
+            value = float(np.mean(dev.group.gather(loss.item())))  # all ranks: one curve, one decision
             avg = beta * avg + (1 - beta) * value
             debiased = avg / (1 - beta ** (i + 1))  # early averages lean towards the 0 they started from
             lrs.append(lr), losses.append(value), smoothed.append(debiased)

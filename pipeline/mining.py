@@ -7,7 +7,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .device import Device
 from .epochs import validate
@@ -27,12 +26,14 @@ def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: 
                        batch_size: int, csv: Path) -> np.ndarray:
     """Score the fold's training images as predict would (no augmentation), return positions
     (into data.train_idx) of the hardest, and write them to `csv` for a user to look at."""
-    _, probs = validate(net, torch.utils.data.DataLoader(plain_ds, batch_size), prepare, dev)
+    _, probs = validate(net, plain_ds, batch_size, prepare, dev)
     labels = data.labels[data.train_idx]
     picked = hardest(labels, probs, fraction)
     rows = data.train_idx[picked]
     names = data.classes or [str(c) for c in range(probs.shape[1])]
     guesses = decide(probs[picked], 0.5) if labels.ndim == 2 else probs[picked].argmax(1)
+    if not dev.group.main:
+        return picked
     write_csv(csv, pd.DataFrame({
         "id": data.ids[rows] if data.ids is not None else rows,
         "label": [describe(y, names) for y in labels[picked]],

@@ -28,9 +28,11 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
     """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C], for
     uint8 images [N, H, W, 3] (those at `rows` only, when given: read a batch at a time from a
     cache on disk); sigmoids of a multi-label model (its checkpoint says which), else softmax.
-    Views are averaged as probabilities (not logits), as the ensembles built on them also are."""
+    Views are averaged as probabilities (not logits), as the ensembles built on them also are.
+    With several ranks (dev.group), each predicts its share and all get the whole result."""
     mean, std = normalization(model)
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    rows = rows[dev.group.share(len(rows))]
     out, plain = [], []
     for i in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
         x = to_input(torch.from_numpy(images[rows[i:i + batch_size]]), mean, std, dev.device, dev.channels_last)
@@ -42,4 +44,6 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
                 plain.append(q.cpu().numpy())
             p = p + q
         out.append((p / tta).cpu().numpy())
-    return np.concatenate(out), np.concatenate(plain)
+    none = np.zeros((0,), np.float32)
+    return (dev.group.joined(np.concatenate(out) if out else none),
+            dev.group.joined(np.concatenate(plain) if plain else none))

@@ -7,9 +7,14 @@ run folder (data/runs/<competition>/<run>/).
 Every stage records a key: a fingerprint of the settings and upstream results it depends on.
 A re-run skips a stage whose key is unchanged and whose outputs exist, so a changed setting
 re-runs exactly the stages it affects; a killed run resumes from its last finished epoch.
+
+Under torchrun (distributed.py) every rank runs the stages; `--parallel data` trains each fold on
+all ranks together, `--parallel folds` gives each rank whole folds. Rank 0 writes every file of
+the run and does the stages after predict alone; the others wait for it at each stage's end.
 """
 from __future__ import annotations
 
+import functools
 import platform
 import shutil
 import time
@@ -26,6 +31,7 @@ from . import PipelineError, diagnostics, ensemble, registry, submission as sub,
 from .checkpoints import snapshot_name
 from .competition import Competition, load
 from .device import Device
+from .distributed import MODES, SINGLE, Group, launch
 from .download import download
 from .files import atomic_path, files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
 from .folds import FoldData, assign_folds
@@ -61,6 +67,9 @@ class Run:
     keys: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
     log: Callable = say
+    ranks: Group = SINGLE           # every process of the run (torchrun), this one among them
+    parallel: str | None = None     # "data" or "folds" when there are several
+    sync_bn: bool = False           # BatchNorm statistics over every rank's share of a batch
 
     @property
     def run_dir(self) -> Path:
@@ -76,12 +85,22 @@ class Run:
 
 def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = None, run: str | None = None,
           recipe: Recipe | str | None = None, device: str = "auto", compile: bool = False,
-          log: Callable = say, **overrides) -> Run:
-    """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS."""
+          parallel: str | None = None, sync_bn: bool = False, log: Callable = say, **overrides) -> Run:
+    """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS;
+    `parallel` and `sync_bn` are for several processes under torchrun (distributed.py)."""
     t0 = time.time()
     workdir = workdir or Workdir.default()
     comp = load(comp_name)
+    if parallel not in (None, *MODES):
+        raise PipelineError(f"--parallel {parallel}: use one of {', '.join(MODES)}")
+    ranks, device = launch(parallel, device)
+    parallel = parallel or ("data" if ranks.active else None)
+    log = log if ranks.main else _quiet
     dev = Device.pick(device, compile)
+    if parallel == "data":
+        dev = replace(dev, group=ranks)
+    if sync_bn and (parallel != "data" or dev.device.type != "cuda"):
+        raise PipelineError("--sync-bn needs --parallel data on GPUs (torch's SyncBatchNorm runs on CUDA only)")
     if isinstance(recipe, Recipe):
         recipe_name = "custom"
     else:
@@ -92,7 +111,10 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
         recipe = comp.recipes[recipe_name]
     recipe = recipe.with_overrides(**overrides)
     validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
-    data_dir = find_or_fetch(comp, data, workdir, log)
+    if parallel == "data" and recipe.batch_size % ranks.world:
+        raise PipelineError(f"batch size {recipe.batch_size} is the global batch and must split evenly over "
+                            f"{ranks.world} ranks; use --batch-size {recipe.batch_size // ranks.world * ranks.world or ranks.world}")
+    data_dir = ranks.on_main(lambda: find_or_fetch(comp, data, workdir, log))  # (one download)
     for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
         log(f"{comp.name}: {line}")
     train = comp.layout.train(data_dir, comp.classes)
@@ -108,8 +130,10 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
             data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
             train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize),
-            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize), log=log)
+            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize), log=log,
+            ranks=ranks, parallel=parallel, sync_bn=sync_bn)
     r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files)
+    ranks.agree("the settings and the data", fingerprint(asdict(recipe), r.keys["data"], comp.name, r.name))
     r.times["data"] = time.time() - t0
     return r
 
@@ -134,8 +158,14 @@ def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log
         raise PipelineError(f"{not_found(comp, workdir)}; downloading it from Kaggle failed: {e}") from None
 
 
-def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None]) -> None:
-    """Run `fn` unless the manifest says it already ran with this key and its outputs exist."""
+def _quiet(*parts) -> None:
+    """The log of ranks other than 0: rank 0 speaks for the run."""
+
+
+def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None], alone: bool = False) -> None:
+    """Run `fn` unless the manifest says it already ran with this key and its outputs exist.
+    Every rank runs it (each stage decides what a rank does), or rank 0 `alone`; rank 0 records
+    it, and the ranks leave together, so all read the same manifest for the next stage."""
     manifest_file = r.run_dir / "stages.json"
     manifest = read_json(manifest_file, {})
     r.keys[name] = key
@@ -146,15 +176,20 @@ def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], Non
         return
     r.log(f"[{name}]")
     t0 = time.time()
-    fn()
+    if r.ranks.main or not alone:
+        fn()
     r.times[name] = time.time() - t0
     manifest[name] = {"key": key, "seconds": round(r.times[name], 1)}
-    write_json(manifest_file, manifest)
+    if r.ranks.main:
+        write_json(manifest_file, manifest)
+    r.ranks.barrier()
 
 
 def folds_stage(r: Run) -> np.ndarray:
     """Each training image's fold (folds.csv), split once per data, fold count and seed."""
     def split():
+        if not r.ranks.main:
+            return
         folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes)
         write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
     stage(r, "folds", fingerprint(r.keys["data"], r.recipe.folds, r.recipe.seed), [r.run_dir / "folds.csv"], split)
@@ -176,25 +211,35 @@ def train_key(r: Run, k: int) -> str:
                        r.comp.multilabel, r.comp.symmetry, r.comp.resize)
 
 
+def own_folds(r: Run) -> list[int]:
+    """The folds this process trains and predicts: all of them, or under --parallel folds every
+    world-th, from its rank (each rank has its own device)."""
+    folds = r.recipe.fold_list()
+    return folds[r.ranks.rank::r.ranks.world] if r.parallel == "folds" else folds
+
+
 def train_stage(r: Run, folds: np.ndarray) -> None:
     r.train_images.prepare(sorted({p.size for p in r.recipe.phases}))
     features: dict = {}  # body activations of the untouched pretrained body, shared by folds
-    for k in r.recipe.fold_list():
+    log = functools.partial(say, f"[rank {r.ranks.rank}]") if r.parallel == "folds" else r.log  # (its own folds)
+    for k in own_folds(r):
         key = train_key(r, k)
         done = r.fold_dir(k) / "done.json"
         if (read_json(done, {}) or {}).get("key") == key:
-            r.log(f" fold {k}: trained, skipped")
+            log(f" fold {k}: trained, skipped")
             continue
-        r.log(f" fold {k} of {r.recipe.folds}")
+        log(f" fold {k} of {r.recipe.folds}")
         model = fresh_model(r)
         fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
-            symmetry=r.comp.symmetry, feature_cache=features, log=r.log)
-        write_json(done, {"key": key})
+            symmetry=r.comp.symmetry, feature_cache=features, log=log)
+        if r.dev.group.main:  # (the fold's one writer: rank 0, or under --parallel folds its owner)
+            write_json(done, {"key": key})
 
 
 def fresh_model(r: Run) -> torch.nn.Module:
     torch.manual_seed(r.recipe.seed)  # any freshly initialised layers start the same every run
-    return create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
+    model = create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if r.sync_bn else model
 
 
 def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
@@ -247,13 +292,19 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     """Each fold predicts with its ensemble (ensemble.py); the OOF score of every ingredient alone
     goes to ensemble.json so a user sees what each one bought."""
     classes = r.comp.classes
+    mine = {}
+    for k in own_folds(r):  # (with several ranks: each its own folds, or every fold split by image)
+        base, members = ensemble.members(r.fold_dir(k), r.recipe)
+        mine[k] = ensemble.predict_fold(base, members, train_images=r.train_images, valid=np.flatnonzero(folds == k),
+                                        test_images=r.test_images, recipe=r.recipe, dev=r.dev, desc=f"fold {k}")
+    if r.parallel == "folds":
+        mine = {k: v for part in r.ranks.gather(mine) for k, v in part.items()}
+    if not r.ranks.main:
+        return
     oof, test, parts, seconds = [], [], {}, {}
     for k in r.recipe.fold_list():
         valid = np.flatnonzero(folds == k)
-        base, members = ensemble.members(r.fold_dir(k), r.recipe)
-        ingredients, p, secs = ensemble.predict_fold(base, members, train_images=r.train_images, valid=valid,
-                                                     test_images=r.test_images, recipe=r.recipe, dev=r.dev,
-                                                     desc=f"fold {k}")
+        ingredients, p, secs = mine[k]
         for name, q in ingredients.items():
             parts.setdefault(name, []).append(q)
         for name, t in secs.items():
@@ -366,8 +417,8 @@ def scores_stage(r: Run) -> dict:
 def settings(r: Run) -> dict:
     return {"competition": r.comp.name, "slug": r.comp.slug, "run": r.name, "recipe_name": r.recipe_name,
             "recipe": asdict(r.recipe), "data_dir": str(r.data_dir), "device": str(r.dev.device),
-            "amp": str(r.dev.amp_dtype), "compile": r.dev.compile, "train_images": len(r.train), "test_images": len(r.test),
-            "versions": versions()}
+            "amp": str(r.dev.amp_dtype), "compile": r.dev.compile, "ranks": r.ranks.world, "parallel": r.parallel,
+            "sync_bn": r.sync_bn, "train_images": len(r.train), "test_images": len(r.test), "versions": versions()}
 
 
 def versions() -> dict:
@@ -377,8 +428,11 @@ def versions() -> dict:
             "numpy": np.__version__, "albumentations": version("albumentations")}
 
 
-def run_all(r: Run) -> dict:
-    """The stages in order; the run's ending (scores, or failed / interrupted) goes to the registry."""
+def run_all(r: Run) -> dict | None:
+    """The stages in order; the run's ending (scores, or failed / interrupted) goes to the registry.
+    Ranks other than 0 return None: the scores and the records are rank 0's."""
+    if not r.ranks.main:
+        return run_stages(r)
     r.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(r.run_dir / "settings.json", settings(r))
     try:
@@ -420,15 +474,18 @@ def run_stages(r: Run) -> dict:
     if r.comp.multilabel:
         stage(r, "thresholds", fingerprint(r.keys["predict"], r.comp.metric.name, r.comp.metric.threshold,
                                            thresholds.GRID.tolist()),
-              [r.run_dir / "thresholds.json"], lambda: thresholds_stage(r))
+              [r.run_dir / "thresholds.json"], lambda: thresholds_stage(r), alone=True)
     decided = r.keys.get("thresholds", r.keys["predict"])
     sample_file = r.data_dir / r.comp.submission.sample
     stage(r, "submit", fingerprint(decided, asdict(r.comp.submission),
                                    files_fingerprint([sample_file]) if sample_file.exists() else None),
-          [r.submission_path], lambda: submit_stage(r))
+          [r.submission_path], lambda: submit_stage(r), alone=True)
     table = "per_class.csv" if r.comp.multilabel else "confusion.csv"
     stage(r, "diagnostics", fingerprint(decided, fold_keys),
-          [r.run_dir / "diagnostics" / f for f in (table, "top_losses.png")], lambda: diagnostics_stage(r))
+          [r.run_dir / "diagnostics" / f for f in (table, "top_losses.png")], lambda: diagnostics_stage(r),
+          alone=True)
+    if not r.ranks.main:
+        return None
     t0 = time.time()
     result = scores_stage(r)
     result["seconds"]["scores"] = round(time.time() - t0, 1)

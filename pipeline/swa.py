@@ -55,15 +55,18 @@ class WeightAverage:
         augment = train_augment(recipe.seed, symmetry, phase.size, recipe.random_crop, flips=not dev.flips_on_device)
         flips = random_flips(symmetry, recipe.seed) if dev.flips_on_device else None
         train_ds = ImageDataset(imgs, data.labels, augment, rows=t)
-        train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev)
+        # every rank the whole epoch, as one process would: the same statistics on each
+        train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev,
+                                shard=False)
         recompute_bn(net, (prepare(x, flips) for x, _ in train_dl), dev)
         valid_ds = ImageDataset(imgs, data.labels, rows=data.valid_idx)
-        valid_loss, probs = validate(net, torch.utils.data.DataLoader(valid_ds, recipe.batch_size * 2), prepare, dev)
+        valid_loss, probs = validate(net, valid_ds, recipe.batch_size * 2, prepare, dev)
         score = metric(data.labels[data.valid_idx], probs)
         log(f"  SWA: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "
             f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
         row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
-        save(checkpoint(net, recipe, row, data.multilabel), out_dir / "swa.pt")
+        if dev.group.main:
+            save(checkpoint(net, recipe, row, data.multilabel), out_dir / "swa.pt")
 
 
 @torch.no_grad()

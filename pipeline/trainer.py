@@ -45,6 +45,7 @@ class PhaseSetup:
     phase: Phase
     seed: int                  # shuffling, sampling and augmentation: seeded per phase, and per epoch from it
     net: nn.Module             # the model, or its classifier alone on precomputed activations
+    train_net: nn.Module       # `net` for training steps: in DistributedDataParallel across ranks
     optimizer: torch.optim.Optimizer
     train_ds: torch.utils.data.Dataset  # augmented training images (or activations)
     valid_ds: torch.utils.data.Dataset
@@ -75,9 +76,6 @@ class PhaseSetup:
         flips = random_flips(self.symmetry, self.seed * 100 + epoch)
         return lambda x: self.prepare(x, flips)
 
-    def valid_loader(self):
-        return torch.utils.data.DataLoader(self.valid_ds, self.recipe.batch_size * 2, num_workers=self.dev.workers)
-
     def train_mode(self) -> None:
         """Training mode, except for the BatchNorm of frozen groups (models.train_mode)."""
         if self.phase.precompute:
@@ -106,7 +104,7 @@ def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *,
         augment = train_augment(seed, symmetry, phase.size, recipe.random_crop, flips=not dev.flips_on_device)
         net, train_ds = model, ImageDataset(imgs, labels, augment, rows=t)
         valid_ds, plain_ds = ImageDataset(imgs, labels, rows=v), ImageDataset(imgs, labels, rows=t)
-    return PhaseSetup(index=index, phase=phase, seed=seed, net=net, optimizer=optimizer, train_ds=train_ds,
+    return PhaseSetup(index=index, phase=phase, seed=seed, net=net, train_net=dev.parallel(net), optimizer=optimizer, train_ds=train_ds,
                       valid_ds=valid_ds, plain_ds=plain_ds, prepare=prepare, model=model, recipe=recipe, data=data,
                       dev=dev, flips=dev.flips_on_device and not phase.precompute, symmetry=symmetry)
 
@@ -160,7 +158,9 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
     """Train one fold through the recipe's phases. Writes to `out_dir`: last.pt, best.pt,
     snapshots/ (the weights at every cycle end), swa.pt (when a phase averages weights),
     hard_negatives.csv (when one mines), history.csv (one row per epoch), steps.csv (one per
-    step), and state.pt after every epoch, from which a killed run resumes exactly."""
+    step), and state.pt after every epoch, from which a killed run resumes exactly. With several
+    ranks training it together (dev.group), all train and rank 0 alone writes."""
+    main = dev.group.main
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)  # dropout and drop-path; shuffling and augmentation seed their own
     progress = Progress.load(out_dir / "state.pt", key)
@@ -170,7 +170,8 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         log(f"  resuming at phase {progress.phase + 1}, epoch {progress.epoch + 1}")
     else:  # a fresh start: nothing from an earlier, different training may be mistaken for ours
         progress = Progress(key)
-        _clear_outputs(out_dir)
+        if main:
+            _clear_outputs(out_dir)
     swa = WeightAverage(model, progress.swa)
     for pi in range(progress.phase, len(recipe.phases)):
         phase = _rate_found(model, recipe, pi, data, dev, symmetry, feature_cache, progress.found, log)
@@ -183,21 +184,25 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         for epoch in range(first, phase.epochs):
             row = run_epoch(setup, epoch, extra, metric, progress, log)
             ckpt = checkpoint(model, recipe, row, data.multilabel)
-            if progress.best is None or metric.better(row[metric.name], progress.best):
-                progress.best = row[metric.name]
+            improved = progress.best is None or metric.better(row[metric.name], progress.best)
+            progress.best = row[metric.name] if improved else progress.best
+            if main and improved:
                 save(ckpt, out_dir / "best.pt")
-            if epoch + 1 in cycle_ends(phase):  # the low point of the rate: a snapshot for the ensemble
+            if main and epoch + 1 in cycle_ends(phase):  # the rate's low point: a snapshot for the ensemble
                 save(ckpt, out_dir / "snapshots" / snapshot_name(pi, epoch))
             if phase.swa and epoch + 1 in averaging_points(phase):
                 swa.update()
             progress.finished(setup, epoch, swa)
-            progress.save(out_dir / "state.pt")
+            if main:
+                progress.save(out_dir / "state.pt")
     if swa.averaged is not None:
         swa.finish(recipe, data, metric, out_dir, dev, symmetry, log)
-    save(checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
-    write_csv(out_dir / "steps.csv", pd.DataFrame(progress.steps))
-    write_csv(out_dir / "history.csv", pd.DataFrame(progress.history))
-    (out_dir / "state.pt").unlink(missing_ok=True)
+    if main:
+        save(checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
+        write_csv(out_dir / "steps.csv", pd.DataFrame(progress.steps))
+        write_csv(out_dir / "history.csv", pd.DataFrame(progress.history))
+        (out_dir / "state.pt").unlink(missing_ok=True)
+    dev.group.barrier()  # the fold's files are written before any rank reads them
     return pd.DataFrame(progress.history)
 
 
@@ -207,11 +212,11 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
     epoch's history row."""
     t0, phase, pi, dev = time.time(), setup.phase, setup.index, setup.dev
     where = f"phase {pi + 1}/{len(setup.recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
-    train_dl, valid_dl = setup.loader(epoch, extra), setup.valid_loader()
+    train_dl = setup.loader(epoch, extra)
     setup.train_mode()
-    rows = train_one_epoch(setup.net, train_dl, setup.optimizer, phase=phase, epoch=epoch,
+    rows = train_one_epoch(setup.train_net, train_dl, setup.optimizer, phase=phase, epoch=epoch,
                            prepare=setup.train_prepare(epoch), dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where)
-    valid_loss, probs = validate(setup.net, valid_dl, setup.prepare, dev)
+    valid_loss, probs = validate(setup.net, setup.valid_ds, setup.recipe.batch_size * 2, setup.prepare, dev)
     score = metric(setup.data.labels[setup.data.valid_idx], probs)
     train_loss = float(np.mean([r["loss"] for r in rows]))
     progress.steps += [{"phase": pi, "epoch": epoch, **r} for r in rows]
@@ -253,7 +258,7 @@ def phase_range_test(model: nn.Module, recipe: Recipe, index: int, data: FoldDat
                         phase=replace(phase, lr=1.0) if phase.lr == "find" else phase)
     loader = setup.loader(0)
     setup.train_mode()
-    return range_test(setup.net, loader, setup.optimizer, setup.train_prepare(0), dev, steps=steps,
+    return range_test(setup.train_net, loader, setup.optimizer, setup.train_prepare(0), dev, steps=steps,
                       label_smoothing=recipe.label_smoothing)
 
 

@@ -71,10 +71,12 @@ def test_kernel_folder_is_ready_to_push(workdir, monkeypatch, capsys):
 
 
 def offline(cmd: list[str]) -> list[str]:
-    """`cmd` in a network namespace of its own (no interface but a downed loopback) where the
-    system allows it; the environment set by the test keeps pip off any index either way."""
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
-        return ["unshare", "-rn", *cmd]
+    """`cmd` in a network namespace of its own (no interface but the loopback, as a kernel with
+    the internet off: torchrun's ranks meet on it) where the system allows it; the environment
+    set by the test keeps pip off any index either way."""
+    isolated = ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    if shutil.which("unshare") and shutil.which("ip") and subprocess.run([*isolated, "true"]).returncode == 0:
+        return [*isolated, *cmd]
     return cmd
 
 
@@ -105,11 +107,13 @@ def test_kernel_script_installs_offline_in_a_fresh_venv_and_runs_digits(tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON"))}
     env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS="", PIP_CONFIG_FILE=os.devnull,
                HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
-               PATH=f"{venv / 'bin'}:{env['PATH']}", NO_ALBUMENTATIONS_UPDATE="1")
+               PATH=f"{venv / 'bin'}:{env['PATH']}", NO_ALBUMENTATIONS_UPDATE="1",
+               PIPELINE_GPUS="2")  # as in "GPU T4 x2": torchrun, two ranks (here on the CPU, gloo)
     script = kernel / "pipeline-digits.py"
     done = subprocess.run(offline([python, str(script)]), cwd=kaggle_root / "working", env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "torch.distributed.run --standalone --nproc_per_node=2 -m pipeline -- run digits" in done.stdout
 
     working = kaggle_root / "working"
     submission = pd.read_csv(working / "submission.csv", dtype=str)
