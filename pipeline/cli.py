@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as e:
         if not lost_rank(e):
             raise
-        print(f"pipeline: error: rank {rank}: another rank stopped or stopped answering "
-              f"({str(e).splitlines()[0][:160]}); run the same command again to resume", file=sys.stderr)
+        said = re.sub(r"^\[[^\]]*\]\s*", "", str(e).splitlines()[0]).split(". ")[0][:160]  # gloo: "[file:line] why. ..."
+        print(f"pipeline: error: rank {rank}: another rank stopped or stopped answering ({said}); "
+              f"run the same command again to resume", file=sys.stderr)
         return 1
     finally:
         if "torch.distributed" in sys.modules:

@@ -47,7 +47,8 @@ def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, mon
     for s in (16, 24):
         assert isinstance(resumed[s], images.Rows) and resumed[s].shape == (22, s, s, 3)
         assert (tmp_path / "killed" / f"k-{s}px.npy").read_bytes() == (tmp_path / "straight" / f"k-{s}px.npy").read_bytes()
-    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["k-16px.npy", "k-24px.npy"]
+    # no partial file left; the lock stays (empty: the OS holds locks, not the file)
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["k-16px.npy", "k-24px.npy", "k.lock"]
 
 
 def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
@@ -86,7 +87,7 @@ def test_every_unreadable_image_is_reported_at_once(tmp_path):
     assert msg.startswith("4 of 9 images are not readable") and "001.png" in msg and "\n" not in msg
     listed = (tmp_path / "cache" / "unreadable-k.txt").read_text().split()
     assert listed == [str(paths[i]) for i in (1, 4, 6, 8)] and str(tmp_path / "cache" / "unreadable-k.txt") in msg
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["unreadable-k.txt"]  # no partial left
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["k.lock", "unreadable-k.txt"]  # no partial
 
 
 def test_odd_image_modes_decode_to_upright_8bit_rgb(tmp_path):

@@ -52,7 +52,7 @@ def test_training_epochs_are_oversampled_and_validation_is_not(tmp_path, monkeyp
     data = FoldData(images=ImageCache(paths), labels=LABELS, train_idx=train, valid_idx=valid)
     seen_valid = []
     real = trainer.validate
-    monkeypatch.setattr(trainer, "validate", lambda m, dl, *a: seen_valid.append(len(dl.dataset)) or real(m, dl, *a))
+    monkeypatch.setattr(trainer, "validate", lambda m, ds, *a: seen_valid.append(len(ds)) or real(m, ds, *a))
     recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=10, oversample="max",
                     phases=(Phase(size=16, epochs=2, lr=1e-3),))
     torch.manual_seed(0)
