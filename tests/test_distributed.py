@@ -154,3 +154,48 @@ def test_options_for_several_processes_need_them(workdir, capsys):
     assert main(["run", "digits", "--sync-bn"]) == 2
     assert "--sync-bn needs --parallel data on GPUs" in capsys.readouterr().err
     assert main(["--", "list"]) == 0  # the separator torchrun's launch form passes on
+
+
+def test_a_backend_this_torch_lacks_is_one_line(monkeypatch):
+    from pipeline.distributed import launch as start_ranks
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(torch.distributed, "is_gloo_available", lambda: False)
+    try:
+        start_ranks("data", "cpu")
+    except PipelineError as e:
+        assert str(e).startswith("torch.distributed's gloo backend is not in this torch build")
+    else:
+        raise AssertionError("no error")
+
+
+TINY = '''
+from pipeline.competition import Submission
+from pipeline.layouts import ClassFolders
+from pipeline.metrics import accuracy
+from pipeline.recipe import Phase, Recipe, differential, mining_round, swa_round
+
+slug = "tiny"
+layout = ClassFolders(train_dir="train", test_dir="test", test_id="name")
+classes = None
+metric = accuracy
+submission = Submission(id_column="file", label_column="species")
+symmetry = "dihedral"
+last = Phase(size=32, epochs=2, lr=differential(1e-3))
+recipes = {"cpu": Recipe(arch="test_efficientnet", weights="none", batch_size=8, folds=2, phases=(
+    Phase(size=32, epochs=1, lr=1e-2, frozen=("early", "late"), precompute=True),
+    Phase(size=24, epochs=1, lr="find", frozen=("early",)),
+    last, mining_round(last, fraction=0.25), swa_round(last, epochs=2)))}
+'''
+
+
+def test_every_stage_of_a_staged_recipe_runs_data_parallel(workdir, plant_data):
+    """Precomputed activations, an lr range test, mining, SWA with BatchNorm recomputed: each has
+    collectives of its own, and a rank that skipped one would hang the others."""
+    (workdir / "competitions" / "tiny").mkdir(parents=True)
+    (workdir / "competitions" / "tiny" / "competition.py").write_text(TINY)
+    out = finished(launch(workdir, "run", "tiny", "--data", str(plant_data), "--train-folds", "all"))
+    assert "the lr range test suggests" in out and "SWA: averaged weights" in out and "mined" in out
+    run = workdir / "data" / "runs" / "tiny" / "cpu"
+    assert {"swa.pt", "hard_negatives.csv", "last.pt"} <= {p.name for p in (run / "fold1").iterdir()}
+    assert read_json(run / "scores.json")["oof_images"] == 60
