@@ -40,6 +40,27 @@ def parser() -> argparse.ArgumentParser:
                      "give each rank whole folds (folds); launch as torchrun --nproc_per_node N -m pipeline -- run ...")
     run.add_argument("--sync-bn", action="store_true",
                      help="with --parallel data on GPUs: BatchNorm statistics over the whole global batch")
+    run.add_argument("--trial", metavar="STUDY:NUMBER", help="run a `pipeline tune` trial's settings again")
+    run.add_argument("--storage", help="with --trial: the study's storage URL, if not the local journal")
+
+    tu = sub.add_parser("tune", help="hyperparameter search (Optuna) over the competition's `search` space; "
+                        "each trial an ordinary run")
+    tu.add_argument("competition")
+    tu.add_argument("--study", default="study", help="the study's name: run again to continue it (default study)")
+    tu.add_argument("--trials", type=int, help="finished trials in the study, all processes together "
+                    "(default 20; a grid: its size)")
+    tu.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe",
+                    help="tpe (Bayesian, the default), random, or grid (Choice and Int values only)")
+    tu.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                    help="stop unpromising trials early (default median, after half the epochs)")
+    tu.add_argument("--timeout", type=_duration, help="stop starting trials after this long: 90m, 2h, 3600")
+    tu.add_argument("--folds", choices=("0", "all"), default="0", help="what a trial trains: fold 0 or all folds")
+    tu.add_argument("--storage", help="an RDB URL (e.g. postgresql://...) shared by several machines "
+                    "(default: a journal file under data/tune/)")
+    tu.add_argument("--recipe", help="the recipe searched around (default: gpu on CUDA, else cpu)")
+    tu.add_argument("--data", help="the competition's data folder")
+    tu.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    tu.add_argument("--show", action="store_true", help="the best trials, the best recipe, and plots; no training")
 
     lr = sub.add_parser("lr-find", help="the learning-rate range test under a phase's conditions; writes a PNG")
     lr.add_argument("competition")
@@ -126,6 +147,15 @@ def kernel(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _duration(text: str) -> float:
+    """Seconds from 3600, 90m or 2h."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration such as 3600, 90m or 2h") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--"]:  # torchrun ... -m pipeline -- run ...: the separator may reach us
@@ -151,7 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise PipelineError(f"`pipeline {args.command}` runs as one process; start it without torchrun")
             parallel = dict(parallel=args.parallel, sync_bn=args.sync_bn) if args.command == "run" else {}
-            r = start(args.competition, data=args.data, run=args.run, recipe=args.recipe, device=args.device,
+            recipe, name = args.recipe, args.run
+            if getattr(args, "trial", None):
+                from .competition import load
+                from .tune import trial_settings
+                recipe, trial_run = trial_settings(load(args.competition), args.trial, args.storage, Workdir.default())
+                name = name or trial_run
+            r = start(args.competition, data=args.data, run=name, recipe=recipe, device=args.device,
                       compile=args.compile, **parallel, **{s.name: getattr(args, s.name) for s in SETTINGS})
             if args.command == "run":
                 result = run_all(r)
@@ -177,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
             print(report(Workdir.default(), args.competition, tuple(args.compare) if args.compare else None))
             if args.html:
                 print(f"html: {write_html(Path(args.html), Workdir.default(), args.competition)}")
+        elif args.command == "tune":
+            from .tune import show, tune
+            if args.show:
+                print(show(args.competition, study=args.study, storage=args.storage))
+            else:
+                print(tune(args.competition, study=args.study, trials=args.trials, sampler=args.sampler,
+                           timeout=args.timeout, folds=args.folds, storage=args.storage, pruner=args.pruner,
+                           recipe=args.recipe, data=args.data, device=args.device))
         elif args.command == "kernel":
             print(kernel(args))
         elif args.command == "snapshots":

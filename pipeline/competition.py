@@ -1,5 +1,6 @@
 """A competition is a folder under competitions/ whose competition.py defines plain names:
-slug, layout, classes, metric, submission, recipes (and optionally symmetry, resize, references, make_data).
+slug, layout, classes, metric, submission, recipes (and optionally symmetry, resize, references, search,
+make_data).
 `pipeline new NAME --layout ...` writes one to start from."""
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class Competition:
     resize: str = "squash"     # how an image becomes a square: "squash", "crop" or "pad" (see images)
     make_data: Callable[[Path], None] | None = None  # builds the data itself (no download needed)
     references: dict[str, float] | None = None  # reference scores, e.g. Kaggle's medal thresholds
+    search: dict | None = None  # a search space for `pipeline tune` (search.py)
 
     @property
     def multilabel(self) -> bool:
@@ -113,8 +115,11 @@ def _from_file(name: str, path: Path) -> Competition:
     references = dict(getattr(module, "references", {}) or {})
     if not all(isinstance(v, (int, float)) for v in references.values()):
         raise PipelineError(f"{path}: `references` maps names to scores, e.g. {{'gold': 0.99}}")
+    search = getattr(module, "search", None)
+    if search is not None and not isinstance(search, dict):
+        raise PipelineError(f"{path}: `search` maps setting names to Float(...), Int(...) or Choice(...)")
     return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
-                       symmetry=symmetry, resize=resize, references=references, **fields)
+                       symmetry=symmetry, resize=resize, references=references, search=search, **fields)
 
 
 def _check_task(path: Path, layout, metric: Metric, spec: Submission, classes: list[str] | None) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import PipelineError, diagnostics, ensemble, registry, submission as sub, thresholds
+from . import PipelineError, Pruned, diagnostics, ensemble, registry, submission as sub, thresholds
 from .checkpoints import snapshot_name
 from .competition import Competition, load
 from .device import Device
@@ -70,6 +70,7 @@ class Run:
     ranks: Group = SINGLE           # every process of the run (torchrun), this one among them
     parallel: str | None = None     # "data" or "folds" when there are several
     sync_bn: bool = False           # BatchNorm statistics over every rank's share of a batch
+    on_epoch: Callable | None = None  # (step, validation score) after every epoch: a tuning trial's pruner
 
     @property
     def run_dir(self) -> Path:
@@ -231,7 +232,7 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
         log(f" fold {k} of {r.recipe.folds}")
         model = fresh_model(r)
         fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
-            symmetry=r.comp.symmetry, feature_cache=features, log=log)
+            symmetry=r.comp.symmetry, feature_cache=features, log=log, on_epoch=r.on_epoch)
         if r.dev.group.main:  # (the fold's one writer: rank 0, or under --parallel folds its owner)
             write_json(done, {"key": key})
 
@@ -439,6 +440,9 @@ def run_all(r: Run) -> dict | None:
         result = run_stages(r)
     except KeyboardInterrupt:
         record(r, "interrupted")
+        raise
+    except Pruned as e:
+        record(r, f"pruned: {e}")
         raise
     except Exception as e:
         record(r, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")

@@ -54,6 +54,7 @@ from pipeline.competition import Submission
 from pipeline.layouts import {layout}
 from pipeline.metrics import {metric}
 from pipeline.recipe import starter
+from pipeline.search import Float
 
 slug = "{slug}"  # as in the competition's URL
 layout = {line}
@@ -68,6 +69,12 @@ symmetry = "{symmetry}"  # flips that keep a label: "dihedral" (seen from above)
 resize = "{resize}"
 # random_crop: train on random crops keeping at least this share of each image (photos); 0: none
 recipes = starter(size=224, cpu_size=128, symmetry=symmetry, random_crop={random_crop})  # tune: pipeline lr-find, report
+# `pipeline tune {name}`: a search around the recipes (phases numbered from 1, as the logs number them)
+search = {{
+    "phase1.lr": Float(3e-3, 3e-2, log=True),  # the head on cached activations
+    "phase2.lr": Float(5e-4, 5e-3, log=True),  # after unfreezing (the body keeps its share of it)
+    "label_smoothing": Float(0.0, 0.2),
+}}
 '''
 
 README = '''\

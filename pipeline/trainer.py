@@ -154,12 +154,13 @@ class Progress:
 
 def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, *, key: str,
         dev: Device, symmetry: str = "hflip", feature_cache: dict | None = None,
-        log: Callable = print) -> pd.DataFrame:
+        log: Callable = print, on_epoch: Callable[[int, float], None] | None = None) -> pd.DataFrame:
     """Train one fold through the recipe's phases. Writes to `out_dir`: last.pt, best.pt,
     snapshots/ (the weights at every cycle end), swa.pt (when a phase averages weights),
     hard_negatives.csv (when one mines), history.csv (one row per epoch), steps.csv (one per
     step), and state.pt after every epoch, from which a killed run resumes exactly. With several
-    ranks training it together (dev.group), all train and rank 0 alone writes."""
+    ranks training it together (dev.group), all train and rank 0 alone writes. `on_epoch(step,
+    score)` hears each epoch's validation score (a tuning trial's pruner, which may stop it)."""
     main = dev.group.main
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)  # dropout and drop-path; shuffling and augmentation seed their own
@@ -195,6 +196,8 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             progress.finished(setup, epoch, swa)
             if main:
                 progress.save(out_dir / "state.pt")
+            if on_epoch is not None:
+                on_epoch(len(progress.history) - 1, row[metric.name])
     if swa.averaged is not None:
         swa.finish(recipe, data, metric, out_dir, dev, symmetry, log)
     if main:

@@ -6,6 +6,7 @@
     data/registry/runs.parquet           every run, one row per fold (registry.py)
     data/registry/submissions.parquet    Kaggle submissions and their scores
     data/kernels/<competition>/, dataset/  folders for `kaggle kernels push` (kernel.py)
+    data/tune/<competition>/<study>.journal  a `pipeline tune` study (tune.py), its .html plots
     submissions/<competition>/<run>.csv  a run's submission
 
 The work folder is the current one; inside a Kaggle kernel (Kaggle sets KAGGLE_KERNEL_RUN_TYPE)
@@ -52,6 +53,9 @@ class Workdir:
     def cache(self, competition: str) -> Path:
         # a kernel keeps all of /kaggle/working as its output: decoded images go to scratch space
         return (Path(tempfile.gettempdir()) if in_kernel() else self.root / "data") / "cache" / competition
+
+    def tune(self, competition: str) -> Path:
+        return self.root / "data" / "tune" / competition
 
     @property
     def runs_table(self) -> Path:

@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from pipeline.layouts import LabelsCSV
 from pipeline.metrics import accuracy
 from pipeline.recipe import Phase, Recipe
+from pipeline.search import Float
 from pipeline.competition import Submission
 
 slug = "digits"  # not on Kaggle: built from sklearn.datasets.load_digits
@@ -33,6 +34,12 @@ _recipe = Recipe(
     phases=(Phase(size=40, epochs=2, lr=2e-3),),
 )
 recipes = {"cpu": _recipe, "gpu": _recipe}
+# `pipeline tune digits`: the rate, and the two regularisers
+search = {
+    "phase1.lr": Float(3e-4, 3e-2, log=True),
+    "label_smoothing": Float(0.0, 0.2),
+    "weight_decay": Float(1e-3, 0.1, log=True),
+}
 
 
 def make_data(folder: Path) -> None:

@@ -4,6 +4,7 @@ from pipeline.competition import Submission
 from pipeline.layouts import ClassFolders
 from pipeline.metrics import micro_f1
 from pipeline.recipe import Phase, Recipe, differential
+from pipeline.search import Choice, Float
 
 slug = "plant-seedlings-classification"
 layout = ClassFolders(train_dir="train", test_dir="test", test_id="name")  # train/<species>/<file>.png
@@ -45,4 +46,13 @@ recipes = {
             Phase(size=256, epochs=6, lr=differential(1e-3)),
         ),
     ),
+}
+
+# `pipeline tune plant-seedlings` searches around the cpu recipe (fold 0, about 12 minutes a trial)
+search = {
+    "phase1.lr": Float(3e-3, 3e-2, log=True),  # the head on cached activations
+    "phase4.lr": Float(3e-4, 3e-3, log=True),  # the whole network at 150 px (the body keeps its share)
+    "phase4.ratio": Float(2.0, 5.0),           # differential rates: each group lr/ratio of the next
+    "label_smoothing": Float(0.0, 0.2),
+    "oversample": Choice("none", 0.5, "max"),  # Black-grass is the rare class the model confuses
 }

@@ -1,0 +1,279 @@
+"""`pipeline tune COMPETITION`: hyperparameter search on Optuna over the competition's `search`
+space (search.py). Each trial is an ordinary run of the recipe with the trial's values: its own
+run folder (<study>-<number>) and registry row, so `pipeline report` ranks trials like any runs.
+
+- Samplers: "tpe" (Bayesian: the next trial from the results so far), "random", "grid".
+- Pruning: each trial reports its validation score after every epoch; the default median rule
+  stops a trial worse than the median of earlier trials at the same epoch, once the trial is
+  half way through its epochs and three trials have finished. A study of a few dozen trials
+  of a staged recipe suits it: Hyperband's first rungs judge after an epoch or two, where a
+  head trained on frozen features ranks trials badly, and its brackets pay over hundreds of
+  trials. `--pruner hyperband` or `none` choose otherwise.
+- The study lives in a journal file under data/tune/<competition>/ (several processes on one
+  machine share it) or `--storage URL` (an RDB, for several machines). Stopping and starting
+  `pipeline tune` again continues the same study. A trial left running by a killed process
+  on this machine is marked failed and its values queued again, and the retry resumes the
+  killed run from its last finished epoch. `--trials N` counts every process's trials."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import PipelineError, Pruned
+from .competition import Competition, load
+from .files import locked
+from .recipe import Recipe
+from .search import apply, check, grid, source, suggest
+from .workdir import Workdir
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "none")
+
+
+def _optuna():
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+    return optuna
+
+
+def storage_for(workdir: Workdir, comp: Competition, study: str, url: str | None):
+    """The study's storage: an RDB at `url`, or a journal file in the work folder."""
+    optuna = _optuna()
+    if url:
+        try:
+            storage = optuna.storages.RDBStorage(url)
+            storage.get_all_studies()  # reach it now, not after a trial has trained
+            return storage
+        except Exception as e:  # (drivers and servers fail in many ways; each is one line here)
+            raise PipelineError(f"--storage {url}: cannot open it ({str(e).splitlines()[0][:200]}); check the URL, "
+                                f"the server and its driver, or leave --storage out for a local journal file") from None
+    path = journal(workdir, comp, study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from optuna.storages.journal import JournalFileBackend
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def journal(workdir: Workdir, comp: Competition, study: str) -> Path:
+    return workdir.tune(comp.name) / f"{study}.journal"
+
+
+def base_recipe(comp: Competition, name: str | None, device: str) -> tuple[str, Recipe]:
+    from .device import Device
+    name = name or ("gpu" if Device.pick(device).device.type == "cuda" else "cpu")
+    if name not in comp.recipes:
+        raise PipelineError(f"{comp.folder}/competition.py: no recipe {name!r} (has {', '.join(comp.recipes)})")
+    return name, comp.recipes[name]
+
+
+def make_sampler(kind: str, space: dict, trials: int, seed: int | None = None):
+    """Unseeded by default: two processes on one study must not propose the same trials."""
+    optuna = _optuna()
+    if kind == "grid":
+        return optuna.samplers.GridSampler(grid(space), seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, trials // 3)), multivariate=True, seed=seed)
+
+
+def make_pruner(kind, epochs: int):
+    optuna = _optuna()
+    if not isinstance(kind, str):
+        return kind  # a pruner object (tests, the Python API)
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=epochs // 2)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sampler: str = "tpe",
+         timeout: float | None = None, folds: str = "0", storage: str | None = None, pruner="median",
+         recipe: str | None = None, data: str | None = None, device: str = "auto", seed: int | None = None,
+         workdir: Workdir | None = None, log: Callable = print) -> str:
+    """Run trials until the study has `trials` finished ones (all processes together) or
+    `timeout` seconds pass. Returns the summary of --show."""
+    from .run import run_all, start
+    optuna = _optuna()
+    workdir = workdir or Workdir.default()
+    comp = load(comp_name)
+    if sampler not in SAMPLERS:
+        raise PipelineError(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
+    if folds not in ("0", "all"):
+        raise PipelineError(f"--folds {folds}: 0 (the first fold, fast) or all (every fold of the recipe)")
+    recipe_name, base = base_recipe(comp, recipe, device)
+    space = comp.search or {}
+    check(space, base, f"{comp.folder}/competition.py")
+    if trials is None:
+        trials = len(_grid_points(space)) if sampler == "grid" else 20
+    epochs = sum(p.epochs for p in base.phases)
+    st = optuna.create_study(storage=storage_for(workdir, comp, study, storage), study_name=study, load_if_exists=True,
+                             direction="maximize" if comp.metric.higher_is_better else "minimize",
+                             sampler=make_sampler(sampler, space, trials, seed), pruner=make_pruner(pruner, epochs))
+    st.set_user_attr("recipe", recipe_name)
+    t0, lock = time.time(), journal(workdir, comp, study).with_suffix(".lock")
+    while timeout is None or time.time() - t0 < timeout:
+        with locked(lock):  # count and ask as one step: no process starts trial N + 1
+            _fail_stale(st, log)
+            counted = [t for t in st.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED", "RUNNING")]
+            if len(counted) >= trials:
+                break
+            trial = st.ask()
+            run = trial.user_attrs.get("resume_run") or f"{study}-{trial.number}"
+            for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("run", run)):
+                trial.set_user_attr(key, value)
+        params = suggest(trial, space)
+        log(f"trial {trial.number} ({run}): {params}")
+        try:
+            changed = apply(base, params)
+            r = start(comp_name, workdir=workdir, data=data, run=run, recipe=changed, device=device, log=log,
+                      train_folds="all" if folds == "all" else (0,))
+            r.on_epoch = _reporter(trial)
+            value = run_all(r)["oof"]
+        except Pruned as e:
+            _tell(st, trial, state=optuna.trial.TrialState.PRUNED)
+            log(f"trial {trial.number}: pruned ({e})")
+        except PipelineError as e:  # settings that cannot run (an SGDR phase the epochs don't fill...)
+            _tell(st, trial, state=optuna.trial.TrialState.FAIL)
+            log(f"trial {trial.number}: failed: {e}")
+        except BaseException:  # Ctrl-C, SIGTERM: the trial goes back in the queue; its run resumes
+            _retry(st, trial.number, params, run)
+            raise
+        else:
+            _tell(st, trial, value)
+            log(f"trial {trial.number}: {comp.metric.name} {value:.4f}")
+    return show(comp_name, study=study, storage=storage, workdir=workdir)
+
+
+def _tell(st, trial, value=None, state=None) -> None:
+    """study.tell; a grid sampler's "grid done" (study.stop(), meant for study.optimize) comes
+    after the trial is recorded and is no error here: the count ends the loop."""
+    try:
+        st.tell(trial, value, state=state)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
+
+
+def _grid_points(space: dict) -> list:
+    import itertools
+    return list(itertools.product(*grid(space).values()))
+
+
+def _reporter(trial) -> Callable[[int, float], None]:
+    """What the trainer calls after each epoch: report the score, stop if the pruner says so."""
+    def report(step: int, score: float) -> None:
+        trial.report(score, step)
+        if trial.should_prune():
+            raise Pruned(f"epoch {step + 1}: {score:.4f}")
+    return report
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fail_stale(st, log: Callable) -> None:
+    """Trials left running by a process of this machine that is gone: failed, and queued again."""
+    for t in st.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.RUNNING,)):
+        if t.user_attrs.get("host") == socket.gethostname() and not _alive(t.user_attrs.get("pid", 0)):
+            _retry(st, t.number, t.params, t.user_attrs.get("run"))
+            log(f"trial {t.number} was left running by a process that died: marked failed, its values "
+                f"queued again (its run {t.user_attrs.get('run')} resumes)")
+
+
+def _retry(st, number: int, params: dict, run: str | None) -> None:
+    optuna = _optuna()
+    _tell(st, number, state=optuna.trial.TrialState.FAIL)
+    st.enqueue_trial(params, user_attrs={"resume_run": run} if run else None, skip_if_exists=False)
+
+
+def trial_settings(comp: Competition, spec: str, storage: str | None, workdir: Workdir) -> tuple[Recipe, str]:
+    """`--trial STUDY:NUMBER`: the recipe that trial ran, and its run name."""
+    study, _, number = spec.rpartition(":")
+    if not study or not number.isdigit():
+        raise PipelineError(f"--trial {spec}: give STUDY:NUMBER, e.g. study:12 (`pipeline tune {comp.name} --show`)")
+    st = _load(comp, study, storage, workdir)
+    found = [t for t in st.get_trials(deepcopy=False) if t.number == int(number)]
+    if not found:
+        raise PipelineError(f"--trial {spec}: study {study!r} has trials 0 to {len(st.trials) - 1}")
+    base = comp.recipes[st.user_attrs.get("recipe", "cpu")]
+    return apply(base, found[0].params), f"{study}-{number}"
+
+
+def _load(comp: Competition, study: str, storage: str | None, workdir: Workdir):
+    optuna = _optuna()
+    if storage is None and not journal(workdir, comp, study).exists():
+        raise PipelineError(f"no study {study!r} for {comp.name} ({journal(workdir, comp, study)} does not exist); "
+                            f"`pipeline tune {comp.name} --study {study}` starts one")
+    try:
+        return optuna.load_study(study_name=study, storage=storage_for(workdir, comp, study, storage))
+    except KeyError:
+        raise PipelineError(f"no study {study!r} in {storage}") from None
+
+
+def show(comp_name: str, *, study: str = "study", storage: str | None = None, workdir: Workdir | None = None,
+         top: int = 10) -> str:
+    """The best trials as a table, the best values as a recipe to paste, and the plots' page."""
+    workdir = workdir or Workdir.default()
+    comp = load(comp_name)
+    st = _load(comp, study, storage, workdir)
+    done = [t for t in st.trials if t.state.name == "COMPLETE"]
+    states = {}
+    for t in st.trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    lines = [f"study {study} of {comp.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))]
+    if not done:
+        return "\n".join(lines + ["no finished trial yet"])
+    ranked = sorted(done, key=lambda t: t.value, reverse=comp.metric.higher_is_better)[:top]
+    lines.append(f"{'trial':>6} {comp.metric.name:>10}  values")
+    lines += [f"{t.number:>6} {t.value:>10.4f}  " + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+              for t in ranked]
+    best = ranked[0]
+    recipe = apply(comp.recipes[st.user_attrs.get("recipe", "cpu")], best.params)
+    lines += [f"best: trial {best.number} (run {best.user_attrs.get('run')}); as a recipe for competition.py "
+              f"(`pipeline run {comp.name} --trial {study}:{best.number}` runs it again):", source(recipe)]
+    page = plots(st, journal(workdir, comp, study).with_suffix(".html"), f"{comp.name}, study {study}")
+    lines.append(f"plots: {page}")
+    return "\n".join(lines)
+
+
+def _short(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def plots(st, path: Path, title: str) -> Path:
+    """One HTML page: the optimisation history, the parameters' importances, and a slice per
+    parameter, as embedded PNGs (matplotlib; no network)."""
+    import base64
+    import io
+    import warnings
+    from optuna.visualization import matplotlib as vis
+    from .diagnostics import pyplot
+    from .files import atomic_path
+    plt = pyplot()
+    figures = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+        for name, draw in (("history", vis.plot_optimization_history), ("importances", vis.plot_param_importances),
+                           ("slices", vis.plot_slice)):
+            try:
+                draw(st)
+            except (ValueError, RuntimeError):  # importances need two finished trials and a varied parameter
+                continue
+            buf = io.BytesIO()
+            plt.gcf().set_size_inches(10, 4)
+            plt.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+            plt.close("all")
+            figures.append(f"<h2>{name}</h2><img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>")
+    with atomic_path(path) as tmp:
+        tmp.write_text(f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1>" + "".join(figures))
+    return path

@@ -1,0 +1,176 @@
+"""`pipeline tune` on digits with timm's test model (seconds a trial): searches that find the good
+rates, a grid run exactly, pruning, a killed study resumed, two processes sharing one study,
+and `--show`'s recipe pasted back."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+
+from pipeline import PipelineError
+from pipeline.cli import main
+from pipeline.competition import load
+from pipeline.recipe import Phase, Recipe
+from pipeline.search import apply, source
+from pipeline.tune import storage_for, tune
+from pipeline.workdir import Workdir
+
+TINY = '''
+from pipeline.competition import Submission
+from pipeline.layouts import LabelsCSV
+from pipeline.metrics import accuracy
+from pipeline.recipe import Phase, Recipe
+from pipeline.search import Choice, Float, Int
+
+slug = "tiny"
+classes = [str(d) for d in range(10)]
+layout = LabelsCSV(csv="train.csv", id_column="id", label_column="label", suffix=".png")
+metric = accuracy
+symmetry = "none"
+submission = Submission(id_column="id", label_column="label")
+recipes = {"cpu": Recipe(arch="test_efficientnet", weights="none", folds=3, train_folds=(0,), batch_size=64, tta=1,
+                         phases=(Phase(size=32, epochs=3, lr=1e-3),))}
+search = SEARCH
+'''
+RATE = '{"phase1.lr": Float(1e-5, 1.0, log=True)}'
+
+
+@pytest.fixture
+def tiny(workdir, monkeypatch):
+    """A digits competition of timm's test model, with a search space the test sets."""
+    folder = workdir / "competitions" / "tiny"
+    folder.mkdir(parents=True)
+    load("digits").make_data(workdir / "data" / "tiny")
+
+    def define(space: str = RATE):
+        (folder / "competition.py").write_text(TINY.replace("SEARCH", space))
+    define()
+    return define
+
+
+def trials_of(workdir, study):
+    comp = load("tiny")
+    return optuna.load_study(study_name=study, storage=storage_for(Workdir(workdir), comp, study, None)).trials
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_search_finds_a_rate_that_a_fixed_bad_one_misses(tiny, workdir, sampler):
+    from pipeline.run import run_all, start
+    bad = run_all(start("tiny", recipe=apply(load("tiny").recipes["cpu"], {"phase1.lr": 1e-5}), run="bad-rate",
+                        log=lambda *a: None))["oof"]
+    tune("tiny", study=sampler, trials=6, sampler=sampler, seed=0, pruner="none", log=lambda *a: None)
+    done = [t for t in trials_of(workdir, sampler) if t.state.name == "COMPLETE"]
+    best = max(done, key=lambda t: t.value)
+    assert len(done) == 6 and best.value > bad + 0.2
+    assert 1e-4 <= best.params["phase1.lr"] <= 0.2  # the good region, five decades wide a search
+    runs = pd.read_parquet(workdir / "data" / "registry" / "runs.parquet")
+    assert {f"{sampler}-{t.number}" for t in done} <= set(runs["run"])  # each trial a run like any other
+
+
+def test_a_grid_search_runs_exactly_the_grid(tiny, workdir, capsys):
+    tiny('{"phase1.lr": Choice(1e-3, 3e-3), "label_smoothing": Choice(0.0, 0.1)}')
+    assert main(["tune", "tiny", "--sampler", "grid", "--study", "g", "--pruner", "none"]) == 0
+    done = [t for t in trials_of(workdir, "g") if t.state.name == "COMPLETE"]
+    assert sorted((t.params["phase1.lr"], t.params["label_smoothing"]) for t in done) == \
+        [(1e-3, 0.0), (1e-3, 0.1), (3e-3, 0.0), (3e-3, 0.1)]
+    tiny('{"phase1.lr": Float(1e-3, 3e-3)}')
+    assert main(["tune", "tiny", "--sampler", "grid", "--study", "g2"]) == 2
+    assert "a grid search takes Choice(...) and Int(...) values" in capsys.readouterr().err
+
+
+def test_an_unpromising_trial_is_pruned_early_and_recorded_so(tiny, workdir):
+    comp, wd = load("tiny"), Workdir(workdir)
+    study = optuna.create_study(study_name="p", storage=storage_for(wd, comp, "p", None), direction="maximize")
+    study.enqueue_trial({"phase1.lr": 3e-3})
+    study.enqueue_trial({"phase1.lr": 1e-5})
+    said = []
+    tune("tiny", study="p", trials=2, pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+         log=said.append)
+    good, bad = trials_of(workdir, "p")
+    assert good.state.name == "COMPLETE" and bad.state.name == "PRUNED"
+    assert len(bad.intermediate_values) == 1 < len(good.intermediate_values) == 3  # stopped after its first epoch
+    runs = pd.read_parquet(workdir / "data" / "registry" / "runs.parquet").set_index("run")
+    assert runs.loc["p-1", "status"].startswith("pruned") and runs.loc["p-0", "status"] == "finished"
+    assert any("pruned" in line for line in said)
+
+
+def tune_process(workdir, *args):
+    env = {**os.environ, "TQDM_DISABLE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "tiny", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_study_killed_mid_trial_resumes_with_the_right_count(tiny, workdir):
+    process = tune_process(workdir, "--study", "k", "--trials", "3", "--pruner", "none")
+    state = workdir / "data" / "runs" / "tiny" / "k-1" / "fold0" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline:  # trial 1 is inside its run
+        time.sleep(0.05)
+    assert state.exists(), process.communicate()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    again = tune_process(workdir, "--study", "k", "--trials", "3", "--pruner", "none")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    assert "trial 1 was left running by a process that died" in out and "resuming at phase 1, epoch 2" in out
+    states = [t.state.name for t in trials_of(workdir, "k")]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1 and "RUNNING" not in states
+
+
+def test_two_processes_share_one_study_and_its_count(tiny, workdir):
+    first, second = (tune_process(workdir, "--study", "two", "--trials", "4", "--pruner", "none") for _ in range(2))
+    for p in (first, second):
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    trials = trials_of(workdir, "two")
+    assert [t.state.name for t in trials].count("COMPLETE") == 4 and len(trials) == 4
+    assert len({t.number for t in trials}) == 4 and len({t.user_attrs["pid"] for t in trials}) == 2
+
+
+def test_show_prints_a_recipe_that_pasted_back_is_the_trials(tiny, workdir, capsys):
+    tiny('{"phase1.lr": Float(1e-3, 1e-2, log=True), "label_smoothing": Float(0.0, 0.2), "checkpoint": Choice("last", "best")}')
+    tune("tiny", study="s", trials=2, sampler="random", seed=1, pruner="none", log=lambda *a: None)
+    assert main(["tune", "tiny", "--study", "s", "--show"]) == 0
+    out = capsys.readouterr().out
+    text = out.split("runs it again):\n")[1].split("\nplots: ")[0]
+    best = max((t for t in trials_of(workdir, "s") if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    assert eval(text, {"Recipe": Recipe, "Phase": Phase}) == apply(load("tiny").recipes["cpu"], best.params)
+    assert (workdir / "data" / "tune" / "tiny" / "s.html").read_text().count("<img") >= 2
+    assert main(["run", "tiny", "--trial", f"s:{best.number}"]) == 0  # the trial's settings, run again
+    assert f"tiny / run s-{best.number}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("space, error", [
+    ("{}", "the search space is empty"),
+    ('{"phase3.lr": Float(1e-3, 1e-2)}', "the recipe has phases 1 to 1"),
+    ('{"learning_rate": Float(1e-3, 1e-2)}', "no recipe setting of that name"),
+    ('{"phase1.lr": Float(1e-2, 1e-3)}', "is empty (low must be below high"),
+    ('{"tta": Choice()}', "Choice() of nothing"),
+])
+def test_a_bad_search_space_is_one_line_before_any_training(tiny, workdir, capsys, space, error):
+    tiny(space)
+    assert main(["tune", "tiny"]) == 2
+    assert error in capsys.readouterr().err
+    assert not (workdir / "data" / "runs").exists()
+
+
+def test_a_storage_that_cannot_be_reached_is_one_line(tiny, workdir, capsys):
+    assert main(["tune", "tiny", "--storage", f"sqlite:///{workdir}/no/such/folder/study.db"]) == 2
+    assert "--storage sqlite:///" in capsys.readouterr().err
+    assert main(["tune", "tiny", "--study", "none", "--show"]) == 2
+    assert "no study 'none' for tiny" in capsys.readouterr().err
+
+
+def test_the_recipe_source_round_trips():
+    recipe = load("plant-seedlings").recipes["cpu"]
+    assert eval(source(recipe), {"Recipe": Recipe, "Phase": Phase}) == recipe
+    changed = apply(recipe, {"phase4.lr": 2e-3, "phase4.ratio": 4.0, "phase1.lr": 5e-3, "oversample": "max"})
+    assert changed.phases[3].lr == (2e-3 / 16, 2e-3 / 4, 2e-3) and changed.phases[0].lr == 5e-3
+    assert apply(recipe, {"phase4.lr": 2e-3}).phases[3].lr == pytest.approx((2e-3 / 9, 2e-3 / 3, 2e-3))
+    with pytest.raises(PipelineError):
+        from pipeline.search import check
+        check({"phase4.size": object()}, recipe, "x")
