@@ -166,12 +166,13 @@ def _quiet(*parts) -> None:
 def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None], alone: bool = False) -> None:
     """Run `fn` unless the manifest says it already ran with this key and its outputs exist.
     Every rank runs it (each stage decides what a rank does), or rank 0 `alone`; rank 0 records
-    it, and the ranks leave together, so all read the same manifest for the next stage."""
+    it, and the ranks leave together. Whether it runs is rank 0's word: a rank that arrives late
+    would find rank 0's record of this very stage and skip it, leaving the others waiting."""
     manifest_file = r.run_dir / "stages.json"
     manifest = read_json(manifest_file, {})
     r.keys[name] = key
     done = manifest.get(name, {})
-    if done.get("key") == key and all(p.exists() for p in outputs):
+    if r.ranks.broadcast(done.get("key") == key and all(p.exists() for p in outputs)):
         r.log(f"[{name}] up to date, skipped")
         r.times[name] = 0.0
         return

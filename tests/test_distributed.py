@@ -23,7 +23,7 @@ def launch(workdir: Path, *args: str, ranks: int = 2, **popen) -> subprocess.Pop
     # `--`: torchrun's own parser would take pipeline's --run for its --run-path
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                "-m", "pipeline", "--", *args] if ranks > 1 else [sys.executable, "-m", "pipeline", *args]
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TQDM_DISABLE": "1", "PIPELINE_DIST_TIMEOUT": "60",
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TQDM_DISABLE": "1", "PIPELINE_DIST_TIMEOUT": "300",
            "OMP_NUM_THREADS": "1"}  # (one thread a rank; the one-process runs alike, to compare exactly)
     return subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **popen)
@@ -75,6 +75,8 @@ def test_data_parallel_scores_every_image_once_and_only_rank_0_writes(workdir):
     table = pd.read_parquet(two / "data" / "registry" / "runs.parquet")
     assert sorted(table["fold"]) == [0, 1] and (table["status"] == "finished").all()  # a row a fold, not a rank
     assert read_json(runs[1] / "settings.json")["ranks"] == 2
+    again = finished(launch(two, *RUN))  # every rank takes rank 0's word on what is up to date
+    assert "[train] up to date, skipped" in again and "[predict] up to date, skipped" in again
 
 
 def rank_process(torchrun: int, rank: int) -> int:
