@@ -128,7 +128,7 @@ def epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: D
     generator = torch.Generator().manual_seed(seed)  # (as DataLoader(shuffle=True) draws: same batches as ever)
     batches = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(range(len(order)), generator=generator),
                                             batch_size, drop_last=True)
-    if rank or (shard and dev.group.active):
+    if shard and dev.group.active:
         batches = _RankSlices(batches, rank, dev.group.world)
     return torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, order.tolist()), batch_sampler=batches,
                                        generator=generator, num_workers=dev.workers,

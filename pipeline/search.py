@@ -61,9 +61,9 @@ def check(space: dict, recipe: Recipe, where: str) -> None:
         raise PipelineError(f"{where}: the search space is empty; declare `search = {{...}}` (see pipeline/search.py)")
     for name, dist in space.items():
         at = f"{where}: search[{name!r}]"
-        phase = re.fullmatch(r"phase(\d+)\.(\w+)", name)
+        phase = _phase_name(name)
         if phase:
-            index, key = int(phase[1]), phase[2]
+            index, key = phase
             if not 1 <= index <= len(recipe.phases):
                 raise PipelineError(f"{at}: the recipe has phases 1 to {len(recipe.phases)}")
             if key not in PHASE_KEYS:
@@ -115,10 +115,16 @@ def apply(recipe: Recipe, params: dict[str, Any]) -> Recipe:
     recipe = replace(recipe, **plain).with_overrides(**rounds) if rounds else replace(recipe, **plain)
     phases = list(recipe.phases)
     for i, p in enumerate(phases):
-        mine = {m[2]: v for k, v in params.items() if (m := re.fullmatch(r"phase(\d+)\.(\w+)", k)) and int(m[1]) == i + 1}
+        mine = {q[1]: v for k, v in params.items() if (q := _phase_name(k)) and q[0] == i + 1}
         if mine:
             phases[i] = _phase(p, mine)
     return replace(recipe, phases=tuple(phases))
+
+
+def _phase_name(name: str) -> tuple[int, str] | None:
+    """(phase number from 1, setting) of a name such as "phase4.lr"; None for a recipe setting."""
+    m = re.fullmatch(r"phase(\d+)\.(\w+)", name)
+    return (int(m[1]), m[2]) if m else None
 
 
 def _phase(p: Phase, values: dict[str, Any]) -> Phase:
