@@ -234,9 +234,11 @@ def show(comp_name: str, *, study: str = "study", storage: str | None = None, wo
     if not done:
         return "\n".join(lines + ["no finished trial yet"])
     ranked = sorted(done, key=lambda t: t.value, reverse=comp.metric.higher_is_better)[:top]
-    lines.append(f"{'trial':>6} {comp.metric.name:>10}  values")
-    lines += [f"{t.number:>6} {t.value:>10.4f}  " + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
-              for t in ranked]
+    # minutes: the trial's wall time, what a recipe's time budget is about (resumed trials count
+    # only their last process)
+    lines.append(f"{'trial':>6} {comp.metric.name:>10} {'minutes':>7}  values")
+    lines += [f"{t.number:>6} {t.value:>10.4f} {t.duration.total_seconds() / 60:>7.1f}  "
+              + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items()) for t in ranked]
     best = ranked[0]
     recipe = apply(comp.recipes[st.user_attrs.get("recipe", "cpu")], best.params)
     lines += [f"best: trial {best.number} (run {best.user_attrs.get('run')}); as a recipe for competition.py "
