@@ -21,6 +21,7 @@ from .recipe import Recipe
 from .transforms import SYMMETRIES
 
 REQUIRED = ("slug", "layout", "classes", "metric", "submission", "recipes")
+SAMPLE = "sample_submission.csv"  # the default; Kaggle's other spellings of it are found too (submission.py)
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,15 @@ class Submission:
     - with `probability_of`: that class's probability in `label_column` (binary log loss)
     - with `per_class`: one probability column per class, in the sample's order (multi-class log loss)
     `clip` keeps written probabilities within [clip, 1 - clip]: one confident mistake costs a log
-    loss dearly, so Kagglers hedge (rows of a table are then renormalised to sum to 1)."""
+    loss dearly, so Kagglers hedge (rows of a table are then renormalised to sum to 1).
+    `sample` is the sample submission's file in the data folder; left as the default, Kaggle's
+    other spellings (sampleSubmission.csv, sample_submission.csv.zip, ...) are found as well."""
     id_column: str
     label_column: str | None = None
     probability_of: str | None = None
     per_class: bool = False
     clip: float = 0.0
-    sample: str = "sample_submission.csv"
+    sample: str = SAMPLE
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,20 @@ class Competition:
         if self.classes is not None:
             return self
         return replace(self, classes=discover(train_labels, self.multilabel))
+
+    def unseen_classes(self, train_labels: pd.Series, data_dir: Path) -> list[str]:
+        """A line for the start of a run when classes the definition lists have no training image.
+        A warning, not an error: a subset of the data is a fair thing to run on, but the model then
+        never learns those classes, and the user should know."""
+        if self.classes is None:  # taken from the labels: every one has images
+            return []
+        seen = set(discover(train_labels, self.multilabel))
+        unseen = [c for c in self.classes if c not in seen]
+        if not unseen:
+            return []
+        return [f"{data_dir / self.layout.markers()[0]}: only {len(self.classes) - len(unseen)} of the "
+                f"{len(self.classes)} classes in {self.folder / 'competition.py'} have training images; "
+                f"none for {', '.join(unseen[:5])}{', ...' if len(unseen) > 5 else ''}"]
 
     def targets(self, labels: pd.Series) -> np.ndarray:
         """What the model learns: class indices, or 0/1 tag rows (labels.py)."""

@@ -5,9 +5,9 @@
     TagsCSV       a CSV of id,"tag tag ...": multi-label          (planet)
     FileNames     the label in the file name: train/cat.123.jpg   (dogs vs cats)
 
-A layout turns a data folder into two tables: `train` (id, path, label) and `test` (id, path);
-a multi-label layout's labels are space-separated tags. Test ids are the file names (or stems)
-in the test folder(s), matched against sample_submission.csv. With `classes` None (a
+A layout turns a data folder into two tables: `train` (id, path, label) and `test` (id, path),
+each id once; a multi-label layout's labels are space-separated tags. Test ids are the file names
+(or stems) in the test folder(s), matched against the sample submission. With `classes` None (a
 competition that leaves them unlisted), labels are not checked against a list.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ def skipped_files(folders: list[Path]) -> list[str]:
         return []
     kinds = ", ".join(sorted({p.suffix.lower() or "no suffix" for p in others}))
     return [f"skipped {len(others)} files that are not images ({kinds}): "
-            f"{', '.join(map(str, others[:3]))}{', ...' if len(others) > 3 else ''}"]
+            f"{', '.join(map(str, others[:3]))}{', ...' if len(others) > 3 else ''}; "
+            f"only {', '.join(sorted(IMAGE_SUFFIXES))} files are read"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class ClassFolders(_ImageFolders):
                 raise PipelineError(f"{sub}: class folder {sub.name!r} is not one of the competition's "
                                     f"classes; remove it or add it to `classes` in the definition")
             rows += [(p.stem, p, sub.name) for p in list_images(sub)]
-        return _nonempty(pd.DataFrame(rows, columns=["id", "path", "label"]), folder)
+        return _train_table(pd.DataFrame(rows, columns=["id", "path", "label"]), folder,
+                            "give each image a name of its own (its id is the name less its suffix); "
+                            "an image in two class folders belongs in one")
 
     def notices(self, root: Path) -> list[str]:
         folder = root / self.train_dir
@@ -111,7 +114,7 @@ class LabelsCSV:
             raise PipelineError(f"{missing[0]}: listed in {csv} but missing ({len(missing)} missing in all); "
                                 f"download the competition data again")
         out = pd.DataFrame({"id": df[self.id_column], "path": paths, "label": df[self.label_column]})
-        return _nonempty(out, csv)
+        return _train_table(out, csv, "list each image once (drop the repeated rows)")
 
     def test(self, root: Path) -> pd.DataFrame:
         return _test_table(root, self.test_dir, self.test_id)
@@ -148,7 +151,7 @@ class FileNames(_ImageFolders):
             rows.append((p.stem, p, m.group("label")))
         df = pd.DataFrame(rows, columns=["id", "path", "label"])
         _check_labels(df["label"], classes, False, folder)
-        return _nonempty(df, folder)
+        return _train_table(df, folder, "give each image a name of its own (its id is the name less its suffix)")
 
 
 def _check_labels(labels: pd.Series, classes: list[str] | None, multilabel: bool, where: Path) -> None:
@@ -171,9 +174,20 @@ def _existing_dir(folder: Path, what: str) -> Path:
     return folder
 
 
-def _nonempty(df: pd.DataFrame, where: Path) -> pd.DataFrame:
+def _check_unique(ids: pd.Series, where: Path | str, fix: str) -> None:
+    """Each image once: a repeated training image lands on both sides of a fold split (an inflated
+    CV score), and the tables keyed by id further on (predictions, submission) break on repeats."""
+    repeated = ids[ids.duplicated()].unique()
+    if len(repeated):
+        raise PipelineError(f"{where}: {len(repeated)} ids appear more than once "
+                            f"(e.g. {', '.join(map(str, repeated[:3]))}); {fix}")
+
+
+def _train_table(df: pd.DataFrame, where: Path, fix: str) -> pd.DataFrame:
+    """The training table, refused if empty or if an id repeats (`fix` says how to mend that)."""
     if df.empty:
         raise PipelineError(f"{where}: no training images found; check the data folder is complete")
+    _check_unique(df["id"], where, fix)
     return df.reset_index(drop=True)
 
 
@@ -186,5 +200,7 @@ def _test_table(root: Path, test_dirs: str | tuple[str, ...], test_id: str) -> p
     paths = [p for f in folders for p in list_images(_existing_dir(f, "test images"))]
     if not paths:
         raise PipelineError(f"{', '.join(map(str, folders))}: no test images found; check the data folder is complete")
-    ids = [p.name if test_id == "name" else p.stem for p in paths]
+    ids = pd.Series([p.name if test_id == "name" else p.stem for p in paths], dtype=str)
+    # e.g. a.png beside a.jpg, or one name in two test folders: the submission has one row per id
+    _check_unique(ids, ", ".join(map(str, folders)), "keep one test image per id")
     return pd.DataFrame({"id": ids, "path": paths})

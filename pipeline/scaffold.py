@@ -16,28 +16,28 @@ from .files import atomic_path
 PHOTOS = dict(symmetry="hflip", resize="crop", random_crop=0.75)
 TILES = dict(symmetry="dihedral", resize="squash", random_crop=0.0)
 
-# per layout: the import, the layout line, the metric and submission the layout usually comes with
+# per layout: the import, the layout line, the metric and submission (its columns) the layout usually comes with
 LAYOUTS = {
     "folders": dict(
         layout="ClassFolders",
         line='ClassFolders(train_dir="train", test_dir="test", test_id="name")',
         shape="train/<class>/<image>, test/<image>; the submission's ids are the test files' names",
-        metric="accuracy", submission='Submission(id_column="file", label_column="label")', **PHOTOS),
+        metric="accuracy", submission='id_column="file", label_column="label"', **PHOTOS),
     "csv": dict(
         layout="LabelsCSV",
         line='LabelsCSV(csv="train.csv", id_column="id", label_column="label", suffix=".jpg")',
         shape="train.csv with columns id,label; train/<id>.jpg, test/<id>.jpg",
-        metric="accuracy", submission='Submission(id_column="id", label_column="label")', **PHOTOS),
+        metric="accuracy", submission='id_column="id", label_column="label"', **PHOTOS),
     "multilabel": dict(
         layout="TagsCSV",
         line='TagsCSV(csv="train.csv", id_column="id", label_column="tags", suffix=".jpg")',
         shape='train.csv with columns id,tags (space-separated: "a b"); train/<id>.jpg, test/<id>.jpg',
-        metric="f2", submission='Submission(id_column="id", label_column="tags")', **TILES),
+        metric="f2", submission='id_column="id", label_column="tags"', **TILES),
     "filename": dict(
         layout="FileNames",
         line='FileNames(train_dir="train", test_dir="test")',
         shape="the label in each file's name, up to its first dot: train/cat.1.jpg; test/<id>.jpg",
-        metric="accuracy", submission='Submission(id_column="id", label_column="label")', **PHOTOS),
+        metric="accuracy", submission='id_column="id", label_column="label"', **PHOTOS),
 }
 
 METRIC_NOTES = {
@@ -61,8 +61,10 @@ layout = {line}
 classes = None  # None: the sorted training labels; list them to have unknown labels caught
 metric = {metric}  # as on the competition's Evaluation page: {metric_note}
 # the header of sample_submission.csv: id_column, then label_column holding the class (or tags);
-# or label_column with probability_of="class" (binary log loss); or per_class=True (a column per class)
-submission = {submission}
+# or label_column with probability_of="class" (binary log loss); or per_class=True (a column per class).
+# sample: the sample submission's file in the data folder; with this default, sampleSubmission.csv,
+# sample_submission.csv.zip and Kaggle's other spellings are found too (name any other here)
+submission = Submission({submission}, sample="sample_submission.csv")
 symmetry = "{symmetry}"  # flips that keep a label: "dihedral" (seen from above), "hflip" (photos), "none" (text)
 # how an image becomes a square: "squash" (stretched whole), "crop" (the central square; photos),
 # "pad" (whole, proportions kept, black bars)

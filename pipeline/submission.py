@@ -1,25 +1,60 @@
-"""Submissions in exactly the competition's format: the rows, order and header of
-sample_submission.csv, holding a class, tags, a class's probability, or a probability per class
-(see competition.Submission)."""
+"""Submissions in exactly the competition's format: the rows, order and header of the sample
+submission (sample_submission.csv, or as the competition spells it), holding a class, tags, a
+class's probability, or a probability per class (see competition.Submission)."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import PipelineError
-from .competition import Submission
+from .competition import SAMPLE, Submission
 from .files import write_csv
 from .labels import decide, tags
 
 
+# Kaggle's spellings of the sample submission over the years, matched in any case; looked for when
+# a competition keeps the default name and its data folder has no file of that name
+SAMPLE_NAMES = (SAMPLE, "sampleSubmission.csv", "sample_submission.csv.zip", "sampleSubmission.csv.zip",
+                "sample_submission.zip", "sampleSubmission.zip")
+
+
+def find_sample(data_dir: Path, spec: Submission) -> Path | None:
+    """The sample submission in `data_dir`: the file `spec.sample` names, or, when that is the
+    default and absent, the first of SAMPLE_NAMES there. None if there is none."""
+    named = data_dir / spec.sample
+    if named.is_file():
+        return named
+    if spec.sample != SAMPLE or not data_dir.is_dir():
+        return None  # a name the definition chose is the name
+    files = {p.name.lower(): p for p in data_dir.iterdir() if p.is_file()}
+    return next((files[n.lower()] for n in SAMPLE_NAMES if n.lower() in files), None)
+
+
+def sample_file(data_dir: Path, spec: Submission) -> Path:
+    """find_sample, or an error saying what was looked for and where to name the file."""
+    found = find_sample(data_dir, spec)
+    if found is not None:
+        return found
+    if spec.sample != SAMPLE:
+        raise PipelineError(f"{data_dir / spec.sample}: sample submission missing; download the competition data "
+                            f"again, or fix Submission(sample=\"...\") in the competition's competition.py")
+    raise PipelineError(f"{data_dir}: no sample submission (tried {', '.join(SAMPLE_NAMES)}, in any case); "
+                        f"name yours with Submission(sample=\"...\") in the competition's competition.py")
+
+
 def read_sample(path: Path, spec: Submission, test_ids: list[str], classes: list[str] | None) -> pd.DataFrame:
     """The sample submission, checked against the test folder (same ids, each once) and against
-    the definition (its header)."""
-    if not path.is_file():
-        raise PipelineError(f"{path}: sample submission missing; download the competition data again")
-    sample = pd.read_csv(path, dtype=str, keep_default_na=False)
+    the definition (its header). A missing `path` is looked for under Kaggle's other spellings
+    beside it (sample_file), so `data_dir / spec.sample` finds sampleSubmission.csv too."""
+    path = path if path.is_file() else sample_file(path.parent, spec)
+    try:  # a zipped CSV (sample_submission.csv.zip) is read as it is
+        sample = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, zipfile.BadZipFile) as e:  # pandas' parser and decoding errors are ValueErrors
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise PipelineError(f"{path}: not a readable CSV ({reason}); download the competition data again") from None
     header = list(sample.columns)
     if spec.per_class:
         got = header[1:]
@@ -33,9 +68,10 @@ def read_sample(path: Path, spec: Submission, test_ids: list[str], classes: list
         raise PipelineError(f"{path}: header {header}, expected "
                             f"{[spec.id_column, spec.label_column]}; fix `submission` in the definition")
     ids = sample[spec.id_column]
-    if ids.duplicated().any():
-        raise PipelineError(f"{path}: id {ids[ids.duplicated()].iloc[0]!r} appears twice; "
-                            f"download the competition data again")
+    repeated = ids[ids.duplicated()].unique()
+    if len(repeated):
+        raise PipelineError(f"{path}: {len(repeated)} ids appear more than once (e.g. {', '.join(repeated[:3])}); "
+                            f"the sample lists each test image once: download the competition data again")
     extra, missing = set(ids) - set(test_ids), set(test_ids) - set(ids)
     if extra or missing:
         what = (f"{len(extra)} ids with no test image (e.g. {sorted(extra)[0]!r})" if extra else

@@ -1,0 +1,152 @@
+"""Data that would run but mislead: a repeated id is refused in one line (count, examples, file);
+what a layout leaves out (classes with no image, files it doesn't read, empty class folders) is
+named in one line each; the sample submission is found under Kaggle's spellings of its name."""
+import shutil
+import zipfile
+
+import pandas as pd
+import pytest
+
+from kaggle_layouts import dog_breeds
+from pipeline import PipelineError
+from pipeline import submission as sub
+from pipeline.competition import load
+from pipeline.layouts import LabelsCSV
+from pipeline.scaffold import new
+
+from conftest import PLANT_CLASSES
+
+DOGS = LabelsCSV(csv="labels.csv", label_column="breed", suffix=".jpg")  # as dog-breed-identification's
+READ = ".bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp"
+
+
+def plant_start(data):
+    """What a run's start sees: the layout's notices, the training table and the unseen classes."""
+    comp = load("plant-seedlings")
+    train = comp.layout.train(data, comp.classes)
+    return comp.layout.notices(data) + comp.unseen_classes(train["label"], data), comp
+
+
+def test_valid_data_gives_no_warning(plant_data, tmp_path):
+    lines, comp = plant_start(plant_data)
+    assert lines == []
+    test = comp.layout.test(plant_data)
+    sub.read_sample(sub.sample_file(plant_data, comp.submission), comp.submission, list(test["id"]), comp.classes)
+    dogs = dog_breeds(tmp_path / "dogs")
+    assert DOGS.notices(dogs) == [] and len(DOGS.train(dogs, None)) == 24 and len(DOGS.test(dogs)) == 5
+
+
+def test_repeated_ids_in_the_labels_csv_are_refused_with_the_count_and_examples(tmp_path):
+    root = dog_breeds(tmp_path / "dogs")
+    labels = pd.read_csv(root / "labels.csv", dtype=str)
+    pd.concat([labels, labels.iloc[[3, 1, 3, 7]]]).to_csv(root / "labels.csv", index=False)
+    with pytest.raises(PipelineError) as e:
+        DOGS.train(root, None)
+    ids = labels["id"]
+    assert str(e.value) == (f"{root / 'labels.csv'}: 3 ids appear more than once (e.g. {ids[3]}, {ids[1]}, {ids[7]}); "
+                            f"list each image once (drop the repeated rows)")
+
+
+def test_an_image_name_in_two_class_folders_is_refused(plant_data):
+    shutil.copy(plant_data / "train" / "Maize" / "07000ab.png", plant_data / "train" / "Charlock")
+    with pytest.raises(PipelineError) as e:
+        plant_start(plant_data)
+    assert str(e.value) == (f"{plant_data / 'train'}: 1 ids appear more than once (e.g. 07000ab); give each image "
+                            f"a name of its own (its id is the name less its suffix); an image in two class folders "
+                            f"belongs in one")
+
+
+def test_two_test_images_with_one_id_are_refused(tmp_path):
+    root = dog_breeds(tmp_path / "dogs")
+    first = sorted((root / "test").iterdir())[0]
+    shutil.copy(first, first.with_suffix(".png"))  # the layout's test ids are stems: a.jpg and a.png are both "a"
+    with pytest.raises(PipelineError) as e:
+        DOGS.test(root)
+    assert str(e.value) == f"{root / 'test'}: 1 ids appear more than once (e.g. {first.stem}); keep one test image per id"
+
+
+def test_repeated_ids_in_the_sample_submission_are_refused(plant_data):
+    spec = load("plant-seedlings").submission
+    sample = pd.read_csv(plant_data / "sample_submission.csv")
+    pd.concat([sample, sample.iloc[[2, 0]]]).to_csv(plant_data / "sample_submission.csv", index=False)
+    with pytest.raises(PipelineError) as e:
+        sub.read_sample(plant_data / "sample_submission.csv", spec, list(sample["file"]), PLANT_CLASSES)
+    assert str(e.value) == (f"{plant_data / 'sample_submission.csv'}: 2 ids appear more than once (e.g. t0002.png, "
+                            f"t0000.png); the sample lists each test image once: download the competition data again")
+
+
+def test_training_data_with_only_some_of_the_classes_is_named(plant_data):
+    for name in PLANT_CLASSES:
+        if name not in ("Charlock", "Maize"):
+            shutil.rmtree(plant_data / "train" / name)
+    lines, comp = plant_start(plant_data)
+    assert lines == [f"{plant_data / 'train'}: only 2 of the 12 classes in {comp.folder / 'competition.py'} have "
+                     f"training images; none for Black-grass, Cleavers, Common Chickweed, Common wheat, Fat Hen, ..."]
+
+
+def test_files_the_layout_skips_are_counted_with_their_suffixes_and_what_is_read(plant_data):
+    (plant_data / "train" / "Maize" / "notes.txt").write_text("x")
+    (plant_data / "train" / "Maize" / "anim.gif").write_bytes(b"GIF89a")
+    lines, _ = plant_start(plant_data)
+    maize = plant_data / "train" / "Maize"
+    assert lines == [f"skipped 2 files that are not images (.gif, .txt): {maize / 'anim.gif'}, {maize / 'notes.txt'}; "
+                     f"only {READ} files are read"]
+
+
+def test_an_empty_class_folder_is_named_and_its_class_has_no_images(plant_data):
+    for p in (plant_data / "train" / "Black-grass").iterdir():
+        p.unlink()
+    lines, comp = plant_start(plant_data)
+    assert lines == [f"skipped 1 class folders with no images: {plant_data / 'train' / 'Black-grass'}",
+                     f"{plant_data / 'train'}: only 11 of the 12 classes in {comp.folder / 'competition.py'} have "
+                     f"training images; none for Black-grass"]
+
+
+def zip_csv(src, dest):
+    with zipfile.ZipFile(dest, "w") as z:
+        z.write(src, "sample_submission.csv")
+    src.unlink()
+
+
+@pytest.mark.parametrize("name", ["sampleSubmission.csv", "SampleSubmission.csv", "sample_submission.csv.zip",
+                                  "sample_submission.zip"])
+def test_the_sample_submission_is_found_under_kaggles_spellings(plant_data, name):
+    comp = load("plant-seedlings")
+    written = plant_data / "sample_submission.csv"
+    expected = pd.read_csv(written, dtype=str)
+    if name.endswith(".zip"):
+        zip_csv(written, plant_data / name)
+    else:
+        written.rename(plant_data / name)
+    assert sub.sample_file(plant_data, comp.submission) == plant_data / name
+    ids = list(comp.layout.test(plant_data)["id"])
+    # callers that join data_dir / spec.sample find it too
+    sample = sub.read_sample(plant_data / comp.submission.sample, comp.submission, ids, comp.classes)
+    assert sample.equals(expected)
+
+
+def test_no_sample_submission_names_the_spellings_tried_and_the_setting(plant_data):
+    comp = load("plant-seedlings")
+    (plant_data / "sample_submission.csv").rename(plant_data / "my_sample.csv")
+    with pytest.raises(PipelineError) as e:
+        sub.sample_file(plant_data, comp.submission)
+    assert str(e.value) == (f"{plant_data}: no sample submission (tried sample_submission.csv, sampleSubmission.csv, "
+                            f"sample_submission.csv.zip, sampleSubmission.csv.zip, sample_submission.zip, "
+                            f"sampleSubmission.zip, in any case); name yours with Submission(sample=\"...\") "
+                            f"in the competition's competition.py")
+    # a name the definition chose is the only one looked for
+    (plant_data / "my_sample.csv").rename(plant_data / "sampleSubmission.csv")
+    planet = load("planet-understanding-the-amazon-from-space").submission
+    with pytest.raises(PipelineError) as e:
+        sub.sample_file(plant_data, planet)
+    assert str(e.value) == (f"{plant_data / 'sample_submission_v2.csv'}: sample submission missing; download the "
+                            f"competition data again, or fix Submission(sample=\"...\") in the competition's "
+                            f"competition.py")
+
+
+def test_the_scaffold_shows_the_sample_setting(workdir):
+    folder = new("my-comp", "csv", workdir / "competitions")
+    text = (folder / "competition.py").read_text()
+    assert 'submission = Submission(id_column="id", label_column="label", sample="sample_submission.csv")' in text
+    assert "# sample: the sample submission's file in the data folder" in text
+    assert load("my-comp").submission.sample == "sample_submission.csv"
