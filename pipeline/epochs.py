@@ -3,16 +3,17 @@ the pieces the trainer (trainer.py) loops over, which the range test and SWA reu
 from __future__ import annotations
 
 import functools
+import time
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .device import Device
 from .labels import label_loss, probabilities
 from .models import normalization
+from .progress import bar as progress_bar
 from .recipe import Phase
 from .schedules import lr_at
 from .transforms import to_input
@@ -50,7 +51,7 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
     """One pass over `loader`; returns one row per step (lr, momentum, loss)."""
     steps, rows = len(loader), []
     scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    bar = progress_bar(loader, desc, unit="batches", dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         step = epoch * steps + i
         set_schedule(optimizer, phase, step, steps)
@@ -87,18 +88,22 @@ def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device) ->
 
 
 @torch.inference_mode()
-def body_features(model, images: np.ndarray, dev: Device, batch_size: int) -> torch.Tensor:
+def body_features(model, images: np.ndarray, dev: Device, batch_size: int, log: Callable = print) -> torch.Tensor:
     """Pooled activations of the body (everything before the classifier) for uint8 images
-    (each rank computes its share)."""
+    (each rank computes its share). Logs how long they took: no epoch's time counts this pass."""
+    t0 = time.time()
     model.eval()
     mean, std = normalization(model)
     share, out = dev.group.share(len(images)), []
-    for i in tqdm(range(0, len(share), batch_size), desc="precompute activations", leave=False):
+    for i in progress_bar(range(0, len(share), batch_size), "precompute activations", unit="batches"):
         rows = share[i:i + batch_size]
         x = to_input(torch.from_numpy(images[rows[0]:rows[-1] + 1]), mean, std, dev.device, dev.channels_last)
         with dev.autocast():
             out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu().numpy())
-    return torch.from_numpy(dev.group.joined(np.concatenate(out) if out else np.zeros((0,), np.float32)))
+    feats = torch.from_numpy(dev.group.joined(np.concatenate(out) if out else np.zeros((0,), np.float32)))
+    if dev.group.main:
+        log(f"  precomputed activations for {len(images)} images at {images.shape[1]}px in {time.time() - t0:.0f}s")
+    return feats
 
 
 class _RankSlices:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from . import PipelineError
 from .files import atomic_path, files_fingerprint, locked, read_json, write_json
+from .progress import bar as progress_bar
 
 cv2.setNumThreads(1)  # resizing small images: threads only contend with torch's
 
@@ -190,7 +190,7 @@ class ImageCache:
         sizes, n = sorted(put), len(self)
         chunks = [(i, self.paths[i:i + CHUNK]) for i in range(start, n, CHUNK)]
         bad: list[str] = []
-        bar = tqdm(total=n, initial=start, desc=f"{self.progress} {sizes}px", leave=False)
+        bar = progress_bar(total=n, initial=start, desc=f"{self.progress} {sizes}px", unit="images")
         for i, (out, failed) in self._decoded(chunks, sizes):
             k = len(out[sizes[0]])
             for s in sizes:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .device import Device
 from .labels import probabilities
 from .models import create_model, normalization
+from .progress import bar as progress_bar
 from .transforms import to_input, tta_views
 
 
@@ -34,7 +34,7 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     rows = rows[dev.group.share(len(rows))]
     out, plain = [], []
-    for i in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
+    for i in progress_bar(range(0, len(rows), batch_size), desc, unit="batches"):
         x = to_input(torch.from_numpy(images[rows[i:i + batch_size]]), mean, std, dev.device, dev.channels_last)
         p = 0
         for j, view in enumerate(tta_views(x, tta)):
