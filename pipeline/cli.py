@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -162,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = parser().parse_args(argv)
     rank = os.environ.get("RANK", "0")
+    # Kaggle kernels, cluster schedulers and torchrun stop a job with SIGTERM: end it as Ctrl-C
+    # does, so the run is recorded as interrupted and its files are left whole
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         if args.command == "list":
             from .competition import available
@@ -230,11 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline: error: {'' if rank == '0' else f'rank {rank}: '}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        why = ("stopped by SIGTERM (torchrun stops every rank when one fails)" if str(e) == "SIGTERM"
-               else "interrupted")
+        why = "stopped by SIGTERM" if str(e) == "SIGTERM" else "interrupted"
         print(f"pipeline: {'' if rank == '0' else f'rank {rank}: '}{why}; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except OSError as e:  # a folder made or a file opened outside files.atomic_path
+        from .files import unwritable
+        said = unwritable(e, Path(e.filename or "."))
+        if not isinstance(said, PipelineError):
+            raise
+        print(f"pipeline: error: {said}", file=sys.stderr)
+        return 2
     except RuntimeError as e:
         if not lost_rank(e):
             raise
@@ -247,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             from .distributed import finish
             finish()
     return 0
+
+
+def _stopped(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def lost_rank(e: RuntimeError) -> bool:

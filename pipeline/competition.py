@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -113,7 +114,13 @@ def load(name: str) -> Competition:
 def _from_file(name: str, path: Path) -> Competition:
     spec = importlib.util.spec_from_file_location(f"competitions.{name.replace('-', '_')}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise PipelineError(f"{e.filename}:{e.lineno}: {e.msg}: {(e.text or '').strip()}") from None
+    except Exception as e:  # its own code failed: where in the definition, and why
+        line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__)) if f.filename == str(path)), "?")
+        raise PipelineError(f"{path}:{line}: {type(e).__name__}: {e}") from None
     missing = [k for k in REQUIRED if not hasattr(module, k)]
     if missing:
         raise PipelineError(f"{path}: defines no {', '.join(missing)}; see competitions/digits for a template")

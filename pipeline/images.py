@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -181,7 +182,18 @@ class ImageCache:
                 np.lib.format.open_memmap(f, mode="w+", dtype=np.uint8, shape=shape).flush()
             files[s] = _RowWriter(f, s)
             done.append(record.get("done", 0))
+        self._room(sizes, min(done))
         return files, min(done)
+
+    def _room(self, sizes: list[int], start: int) -> None:
+        """Refuse a build the disk can't hold, before decoding for an hour: the files are sparse
+        until written, so a full disk would otherwise show up halfway."""
+        needed = sum((len(self) - start) * s * s * 3 for s in sizes)
+        free = shutil.disk_usage(self.cache_dir).free
+        if needed > free:
+            raise PipelineError(f"{self._file(sizes[0], '.partial.npy')}: the decoded images need {needed / 2**20:,.0f} MiB "
+                                f"more at {', '.join(f'{s}px' for s in sizes)}, and {self.cache_dir} has "
+                                f"{free / 2**20:,.0f} MiB free; free some space and run again")
 
     def _build(self, put: dict, start: int) -> None:
         """Decode images start.. and `put[size](slice, block)` them, chunk by chunk in worker

@@ -101,7 +101,11 @@ class LabelsCSV:
         csv = root / self.csv
         if not csv.is_file():
             raise PipelineError(f"{csv}: labels file missing; download the competition data again")
-        df = pd.read_csv(csv, dtype={self.id_column: str, self.label_column: str}, keep_default_na=False)
+        try:
+            df = pd.read_csv(csv, dtype={self.id_column: str, self.label_column: str}, keep_default_na=False)
+        except ValueError as e:  # an empty file, a broken quote, bytes that aren't text: pandas' ValueErrors
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise PipelineError(f"{csv}: not a readable CSV ({reason}); download the competition data again") from None
         for col in (self.id_column, self.label_column):
             if col not in df.columns:
                 raise PipelineError(f"{csv}: no column {col!r} (has {', '.join(df.columns)}); "

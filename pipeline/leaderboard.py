@@ -9,24 +9,27 @@ import pandas as pd
 
 from . import PipelineError, kaggle_api, registry, submission as sub
 from .competition import load
+from .files import file_sha1, read_json
 from .locate import find_data, not_found
 from .workdir import Workdir
 
 
 def submit(comp_name: str, run: str | None, message: str, data: str | None, workdir: Workdir) -> str:
     comp = load(comp_name)
-    name = workdir.existing_run(comp.name, run).name
+    folder = workdir.existing_run(comp.name, run)
+    name = folder.name
     path = workdir.submission(comp.name, name)
     if not path.is_file():
         raise PipelineError(f"{path}: run {name!r} has written no submission; finish it with "
                             f"`pipeline run {comp.name} --run {name}`")
+    stale(folder, path, f"pipeline run {comp.name} --run {name}")
     # checked here, not by Kaggle after a day's submission slot is spent
     data_dir = find_data(comp, data, workdir)
     if data_dir is None:
         raise PipelineError(f"{not_found(comp, workdir)}; its sample submission checks the file before sending")
     if comp.classes is None:
         comp = comp.with_classes(comp.layout.train(data_dir, None)["label"])
-    sample = sub.read_sample(data_dir / comp.submission.sample, comp.submission,
+    sample = sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission,
                              list(comp.layout.test(data_dir)["id"]), comp.classes)
     try:
         sub.validate(pd.read_csv(path, dtype=str, keep_default_na=False), sample, comp.classes, comp.submission,
@@ -43,6 +46,21 @@ def submit(comp_name: str, run: str | None, message: str, data: str | None, work
                                            "file_name": path.name, "description": message}])
     return (f"submitted {path} to {comp.slug} as #{response.ref}: {response.message}\n"
             f"`pipeline submissions {comp.name}` shows its scores once Kaggle has scored it")
+
+
+def stale(folder: Path, path: Path, rerun: str) -> None:
+    """Refuse a submission file that is not the finished work of the run's current settings: a
+    re-run with other settings that stopped before writing its own leaves the earlier file."""
+    made = (read_json(folder / "scores.json", {}) or {}).get("made_from")
+    if made is None or made.get("settings.json") != _sha(folder / "settings.json"):
+        raise PipelineError(f"{path}: not sent: the run's latest attempt ({folder / 'settings.json'}) did not "
+                            f"finish, so this file may come from earlier settings; finish it with `{rerun}`")
+    if made.get("submission") != _sha(path):
+        raise PipelineError(f"{path}: not sent: the file changed after the run wrote it; `{rerun}` writes it again")
+
+
+def _sha(path: Path) -> str | None:
+    return file_sha1(path) if path.is_file() else None
 
 
 def submissions(comp_name: str, workdir: Workdir) -> str:

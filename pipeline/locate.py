@@ -7,11 +7,12 @@ from pathlib import Path
 
 from . import PipelineError
 from .competition import Competition
+from .submission import find_sample
 from .workdir import Workdir, kaggle_root
 
 
 def has_data(folder: Path, comp: Competition) -> bool:
-    return all((folder / m).exists() for m in comp.layout.markers() + [comp.submission.sample])
+    return all((folder / m).exists() for m in comp.layout.markers()) and find_sample(folder, comp.submission) is not None
 
 
 def search_kaggle_input(comp: Competition) -> Path | None:

@@ -213,6 +213,10 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                             f"labels; use --tta {max_views} or fewer")
     if recipe.checkpoint not in ("last", "best"):
         raise PipelineError(f"{where}: checkpoint={recipe.checkpoint!r}; use 'last' or 'best'")
+    if recipe.batch_size < 1:
+        raise PipelineError(f"{where}: batch_size={recipe.batch_size}; images per batch, at least 1 (e.g. 32)")
+    if not 0 <= recipe.seed < 2 ** 32:
+        raise PipelineError(f"{where}: seed={recipe.seed}; a whole number from 0 to 2**32 - 1")
     if isinstance(recipe.snapshots, int) and recipe.snapshots < 0:
         raise PipelineError(f"{where}: snapshots={recipe.snapshots}; 0 (off), a count, or snapshot names")
     if not 0 <= recipe.random_crop <= 1:
@@ -227,7 +231,7 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         raise PipelineError(f"{where}: the recipe has no phases")
     phases = recipe.phases
     for i, p in enumerate(phases):
-        at = f"{where}, phase {i}"
+        at = f"{where}, phase {i + 1}"  # (numbered from 1, as the logs number them)
         unknown = [g for g in p.frozen if g not in group_names]
         if unknown:
             raise PipelineError(f"{at}: unknown layer group {unknown[0]!r}; "

@@ -2,8 +2,12 @@
 
 runs.parquet: one row per run and fold: what ran (competition, run, when, the git commit and
 whether the tree was dirty, the torch and timm versions, the resolved settings and their short hash), how it ended (finished,
-failed, interrupted) and what it scored (the fold's score, the run's OOF score), with the
-seconds each stage took. A run that did not finish has one row and no scores.
+failed, interrupted, running) and what it scored (the fold's score, the run's OOF score), with the
+seconds each stage took. A run that did not finish has one row and no scores; a finished run
+whose later attempt did not finish keeps its scores, with that attempt in `latest`.
+
+Writers hold a lock for the read-modify-write (several runs and tuning trials end at once), and
+write through a temporary file, so a reader sees the table before or after, never a torn one.
 
 submissions.parquet: each Kaggle submission of a competition (one row per submission ref): the
 run it came from, its message, status and leaderboard scores."""
@@ -16,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .files import fingerprint, write_parquet
+from .files import fingerprint, locked, write_parquet
 from .workdir import Workdir
 
 RUN_COLUMNS = ["competition", "run", "status", "finished_at", "git_commit", "git_dirty", "torch", "timm",
                "settings_hash", "settings", "metric", "higher_is_better", "fold", "score", "oof", "seconds", "stage_seconds",
-               "run_dir"]
+               "run_dir", "latest"]
 
 
 def read_runs(workdir: Workdir, competition: str | None = None) -> pd.DataFrame:
@@ -29,14 +33,15 @@ def read_runs(workdir: Workdir, competition: str | None = None) -> pd.DataFrame:
 
 
 def _read(f: Path, columns: list[str], competition: str | None) -> pd.DataFrame:
-    df = pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=columns)
+    df = pd.read_parquet(f).reindex(columns=columns) if f.exists() else pd.DataFrame(columns=columns)
     return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
 
 
 def record_run(workdir: Workdir, settings: dict, *, run_dir: Path, metric, stage_seconds: dict,
                status: str = "finished", folds: list[dict] | None = None, oof: float | None = None) -> None:
     """Replace the rows of this (competition, run) with its latest attempt: one row per scored
-    fold when it finished, else a single row with its status and no scores."""
+    fold when it finished, else a single row with its status and no scores; except that an attempt
+    that did not finish (yet) leaves a finished result in place, noted in its `latest`."""
     commit, dirty = git_state()
     base = {"competition": settings["competition"], "run": settings["run"], "status": status,
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": commit, "git_dirty": dirty,
@@ -46,10 +51,16 @@ def record_run(workdir: Workdir, settings: dict, *, run_dir: Path, metric, stage
             "seconds": round(sum(stage_seconds.values()), 1), "stage_seconds": json.dumps(stage_seconds),
             "run_dir": str(run_dir)}
     rows = [{**base, "fold": f["fold"], "score": f[metric.name], "oof": oof} for f in folds or []] or [base]
-    old = read_runs(workdir)
-    keep = old[(old["competition"] != base["competition"]) | (old["run"] != base["run"])]
-    new = pd.DataFrame(rows, columns=RUN_COLUMNS).astype({"fold": "Int64", "score": float, "oof": float})
-    write_parquet(workdir.runs_table, pd.concat([keep, new], ignore_index=True) if len(keep) else new)
+    with locked(workdir.runs_table.with_suffix(".lock")):
+        old = read_runs(workdir)
+        this = (old["competition"] == base["competition"]) & (old["run"] == base["run"])
+        finished = old[this & (old["status"] == "finished")]
+        new = pd.DataFrame(rows, columns=RUN_COLUMNS)
+        if status != "finished" and len(finished):
+            new = finished.assign(latest=f"{status} ({base['finished_at']})")
+        new = new.astype({"fold": "Int64", "score": float, "oof": float})
+        keep = old[~this]
+        write_parquet(workdir.runs_table, pd.concat([keep, new], ignore_index=True) if len(keep) else new)
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -83,8 +94,9 @@ def record_submissions(workdir: Workdir, rows: list[dict]) -> pd.DataFrame:
     new = pd.DataFrame(rows, columns=SUBMISSION_COLUMNS)
     for col in ("public_score", "private_score"):  # Kaggle sends scores as text, "" before scoring
         new[col] = pd.to_numeric(new[col].replace("", None), errors="coerce")
-    old = read_submissions(workdir)
-    merged = (pd.concat([old, new], ignore_index=True) if len(old) else new).astype({"ref": "int64"})
-    merged = merged.groupby(["competition", "ref"], sort=False, as_index=False).last()  # last non-null
-    write_parquet(workdir.submissions_table, merged[SUBMISSION_COLUMNS])
+    with locked(workdir.submissions_table.with_suffix(".lock")):
+        old = read_submissions(workdir)
+        merged = (pd.concat([old, new], ignore_index=True) if len(old) else new).astype({"ref": "int64"})
+        merged = merged.groupby(["competition", "ref"], sort=False, as_index=False).last()  # last non-null
+        write_parquet(workdir.submissions_table, merged[SUBMISSION_COLUMNS])
     return merged[SUBMISSION_COLUMNS]

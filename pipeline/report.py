@@ -17,7 +17,8 @@ from scipy import stats
 
 from . import PipelineError, registry
 from .competition import load
-from .workdir import Workdir
+from .files import is_held
+from .workdir import RUN_LOCK, Workdir
 
 IGNORED = {"run", "data_dir", "train_images", "test_images", "amp", "versions"}  # not choices (versions: own line)
 
@@ -32,8 +33,9 @@ def runs(workdir: Workdir, competition: str) -> pd.DataFrame:
         first = g.iloc[0]
         folds = {int(f): float(s) for f, s in zip(g["fold"], g["score"]) if pd.notna(f) and pd.notna(s)}
         lb = scored[scored["run"] == name].tail(1) if len(scored) else scored
+        status, latest = _alive(first)
         out.append({
-            "run": name, "status": first["status"], "metric": first["metric"],
+            "run": name, "status": status, "latest": latest, "metric": first["metric"],
             "higher_is_better": bool(first["higher_is_better"]), "folds": folds,
             "mean": np.mean(list(folds.values())) if folds else np.nan,
             "std": np.std(list(folds.values())) if folds else np.nan,
@@ -49,6 +51,17 @@ def runs(workdir: Workdir, competition: str) -> pd.DataFrame:
     sign = np.where(table["higher_is_better"], -1.0, 1.0)
     table["_key"] = np.where(table["status"] == "finished", sign * table["mean"].fillna(0), np.inf)
     return table.sort_values(["_key", "finished_at"]).drop(columns="_key").reset_index(drop=True)
+
+
+def _alive(row) -> tuple[str, str | None]:
+    """(status, the later attempt beside a finished result); "running" with no process holding
+    the run folder's lock is a run killed without a word (kill -9, a lost machine)."""
+    status, latest = row["status"], row["latest"] if isinstance(row["latest"], str) else None
+    if "running" in (status, (latest or "").split(" ")[0]) and not is_held(Path(row["run_dir"]) / RUN_LOCK):
+        if status == "running":
+            return "killed (recorded running, no process holds it)", latest
+        return status, "killed" + latest.removeprefix("running")
+    return status, latest
 
 
 def changes(settings: dict, best: dict) -> list[str]:
@@ -139,6 +152,8 @@ def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[lis
     rows = []
     for i, r in table.iterrows():
         name = r["run"] + (" (folder deleted)" if r["deleted"] else "")
+        if r["status"] == "finished" and r["latest"]:  # the finished result stands; the later attempt beside it
+            name += f" (then {r['latest']})"
         if r["status"] != "finished":  # no scores of any kind, only how it ended
             rows.append(["-", name, "-", r["status"], "-"] + ["-"] * len(folds)
                         + [_time(r["seconds"]), "-", "-", "", ""])

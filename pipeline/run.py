@@ -15,9 +15,12 @@ the run and does the stages after predict alone; the others wait for it at each 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import shutil
+import socket
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -33,7 +36,8 @@ from .competition import Competition, load
 from .device import Device
 from .distributed import MODES, SINGLE, Group, launch
 from .download import download
-from .files import atomic_path, files_fingerprint, fingerprint, read_json, write_csv, write_json, write_parquet
+from .files import (atomic_path, file_sha1, files_fingerprint, fingerprint, held, read_json, write_csv, write_json,
+                    write_parquet)
 from .folds import FoldData, assign_folds
 from .images import ImageCache
 from .locate import find_data, not_found
@@ -42,7 +46,7 @@ from .models import GROUP_NAMES, create_model
 from .recipe import Recipe, validate as validate_recipe
 from .trainer import fit, phase_range_test
 from .transforms import SYMMETRIES
-from .workdir import Workdir, in_kernel, kaggle_root
+from .workdir import RUN_LOCK, Workdir, in_kernel, kaggle_root, run_name
 
 
 def say(*parts) -> None:
@@ -94,6 +98,8 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     comp = load(comp_name)
     if parallel not in (None, *MODES):
         raise PipelineError(f"--parallel {parallel}: use one of {', '.join(MODES)}")
+    if run is not None:
+        run_name(run)
     ranks, device = launch(parallel, device)
     parallel = parallel or ("data" if ranks.active else None)
     log = log if ranks.main else _quiet
@@ -119,13 +125,17 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
         log(f"{comp.name}: {line}")
     train = comp.layout.train(data_dir, comp.classes)
+    for line in comp.unseen_classes(train["label"], data_dir):
+        log(f"{comp.name}: {line}")
     if comp.classes is None:
         comp = comp.with_classes(train["label"])
         log(f"{comp.name}: {len(comp.classes)} classes from the training labels: "
             f"{', '.join(comp.classes[:8])}{', ...' if len(comp.classes) > 8 else ''}")
     test = comp.layout.test(data_dir)
+    # an unknown --arch, a weights file that doesn't fit: said now, before "fold 0 of 5"
+    create_model(recipe.arch, len(comp.classes), recipe.weights)
     # checked now, not after an hour of training: the sample must list exactly the test images
-    sub.read_sample(data_dir / comp.submission.sample, comp.submission, list(test["id"]), comp.classes)
+    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
     cache = workdir.cache(comp.name)
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
@@ -222,6 +232,7 @@ def own_folds(r: Run) -> list[int]:
 
 def train_stage(r: Run, folds: np.ndarray) -> None:
     r.train_images.prepare(sorted({p.size for p in r.recipe.phases}))
+    r.test_images.prepare([r.recipe.phases[-1].size])  # a corrupt test image is said now, not after training
     features: dict = {}  # body activations of the untouched pretrained body, shared by folds
     log = functools.partial(say, f"[rank {r.ranks.rank}]") if r.parallel == "folds" else r.log  # (its own folds)
     for k in own_folds(r):
@@ -259,6 +270,12 @@ def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
         raise PipelineError(f"--phase {phase}: the recipe has phases 1 to {len(phases)}")
     if k not in range(r.recipe.folds):
         raise PipelineError(f"--fold {k}: the recipe has folds 0 to {r.recipe.folds - 1}")
+    with holding(r):
+        return _range_test(r, phase, k, steps)
+
+
+def _range_test(r: Run, phase: int, k: int, steps: int) -> str:
+    phases = r.recipe.phases
     r.run_dir.mkdir(parents=True, exist_ok=True)
     folds, pi = folds_stage(r), phase - 1
     r.train_images.prepare(sorted({p.size for p in phases[:phase]}))
@@ -359,12 +376,14 @@ def thresholds_stage(r: Run) -> None:
     honest = result.get(f"{metric.name}_tuned_on_other_folds")
     r.log(f" OOF {metric.name}: {result[f'oof_{metric.name}_default']:.4f} at {metric.threshold} for every class, "
           f"{result[f'oof_{metric.name}_tuned']:.4f} with per-class thresholds tuned on it"
-          + (f", {honest:.4f} per fold with thresholds tuned on the other folds" if honest is not None else ""))
+          + (f", {honest:.4f} per fold with thresholds tuned on the other folds" if honest is not None else
+             "; tuned and scored on the same images, so optimistic: two or more folds (--train-folds) "
+             "give an honest score"))
 
 
 def submit_stage(r: Run) -> None:
     spec, classes = r.comp.submission, r.comp.classes
-    sample = sub.read_sample(r.data_dir / spec.sample, spec, list(r.test["id"]), classes)
+    sample = sub.read_sample(sub.sample_file(r.data_dir, spec), spec, list(r.test["id"]), classes)
     preds = pd.read_parquet(r.run_dir / "test_predictions.parquet")
     mean = preds.groupby("id", sort=False)[classes].mean()  # fold ensemble: average probabilities
     out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, multilabel=r.comp.multilabel,
@@ -431,25 +450,47 @@ def versions() -> dict:
 
 
 def run_all(r: Run) -> dict | None:
-    """The stages in order; the run's ending (scores, or failed / interrupted) goes to the registry.
-    Ranks other than 0 return None: the scores and the records are rank 0's."""
-    if not r.ranks.main:
-        return run_stages(r)
-    r.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(r.run_dir / "settings.json", settings(r))
-    try:
-        result = run_stages(r)
-    except KeyboardInterrupt:
-        record(r, "interrupted")
-        raise
-    except Pruned as e:
-        record(r, f"pruned: {e}")
-        raise
-    except Exception as e:
-        record(r, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        raise
-    record(r, "finished", result)
-    return result
+    """The stages in order, holding the run folder; the run's ending (scores, or failed /
+    interrupted) goes to the registry. Ranks other than 0 return None: the scores and the records
+    are rank 0's."""
+    with holding(r):
+        if not r.ranks.main:
+            return run_stages(r)
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(r.run_dir / "settings.json", settings(r))
+        record(r, "running")  # what a kill -9 leaves: `pipeline report` shows it killed once the lock is free
+        try:
+            result = run_stages(r)
+        except KeyboardInterrupt as e:
+            record(r, f"interrupted{' (SIGTERM)' if str(e) == 'SIGTERM' else ''}")
+            raise
+        except Pruned as e:
+            record(r, f"pruned: {e}")
+            raise
+        except Exception as e:
+            record(r, f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            raise
+        record(r, "finished", result)
+        return result
+
+
+@contextmanager
+def holding(r: Run):
+    """The run folder's lock, held by rank 0 while the run (or its lr-find) works: a second
+    process on the same run name refuses in one line instead of mixing its files with ours."""
+    with ExitStack() as stack:
+        error = None
+        if r.ranks.main:
+            holder = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+            try:
+                stack.enter_context(held(r.run_dir / RUN_LOCK, holder))
+            except PipelineError as e:
+                error = (f"run {r.name!r} ({r.run_dir}) is {e}; wait for it to end, or pass another "
+                         f"--run NAME")
+        error = r.ranks.broadcast(error)
+        if error:
+            raise PipelineError(error)
+        yield
 
 
 def record(r: Run, status: str, result: dict | None = None) -> None:
@@ -481,9 +522,9 @@ def run_stages(r: Run) -> dict:
                                            thresholds.GRID.tolist()),
               [r.run_dir / "thresholds.json"], lambda: thresholds_stage(r), alone=True)
     decided = r.keys.get("thresholds", r.keys["predict"])
-    sample_file = r.data_dir / r.comp.submission.sample
+    sample_file = sub.find_sample(r.data_dir, r.comp.submission)
     stage(r, "submit", fingerprint(decided, asdict(r.comp.submission),
-                                   files_fingerprint([sample_file]) if sample_file.exists() else None),
+                                   files_fingerprint([sample_file]) if sample_file else None),
           [r.submission_path], lambda: submit_stage(r), alone=True)
     table = "per_class.csv" if r.comp.multilabel else "confusion.csv"
     stage(r, "diagnostics", fingerprint(decided, fold_keys),
@@ -494,6 +535,9 @@ def run_stages(r: Run) -> dict:
     t0 = time.time()
     result = scores_stage(r)
     result["seconds"]["scores"] = round(time.time() - t0, 1)
+    # what `pipeline submit` checks: the file is this attempt's, made with the settings now on disk
+    result["made_from"] = {"settings.json": file_sha1(r.run_dir / "settings.json"),
+                           "submission": file_sha1(r.submission_path)}
     write_json(r.run_dir / "scores.json", result)
     if in_kernel():  # where Kaggle looks for a kernel's submission
         with atomic_path(kaggle_root() / "working" / "submission.csv") as tmp:
@@ -507,8 +551,9 @@ def format_scores(result: dict) -> str:
              f"{','.join(map(str, result['trained_folds']))} of {result['total_folds']}",
              f"{'fold':>6} {'images':>7} {m:>10}"]
     lines += [f"{f['fold']:>6} {f['images']:>7} {f[m]:>10.4f}" for f in result["folds"]]
-    lines.append(f"{'OOF':>6} {result['oof_images']:>7} {result['oof']:>10.4f}   "
-                 f"(fold mean {result['mean']:.4f} ± {result['std']:.4f})")
+    spread = (f"(fold mean {result['mean']:.4f} ± {result['std']:.4f})" if len(result["folds"]) > 1
+              else "(one fold: --train-folds all for the spread over folds)")
+    lines.append(f"{'OOF':>6} {result['oof_images']:>7} {result['oof']:>10.4f}   {spread}")
     ingredients = result["ensemble"].get("ingredients", [])
     if len(ingredients) > 1:
         lines.append("OOF by ingredient:")

@@ -85,7 +85,7 @@ class PhaseSetup:
 
 
 def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *, dev: Device, symmetry: str,
-                feature_cache: dict | None = None, phase: Phase | None = None) -> PhaseSetup:
+                feature_cache: dict | None = None, phase: Phase | None = None, log: Callable = print) -> PhaseSetup:
     """Freeze the phase's layer groups and build its optimizer and data. `phase` replaces the
     recipe's phase `index` (a rate the range test chose). A precompute phase trains the
     classifier alone, on cached activations of the frozen body."""
@@ -97,7 +97,7 @@ def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *,
     seed = recipe.seed * 1000 + index
     if phase.precompute:
         net, train_ds, valid_ds, prepare = _head_on_features(model, phase, data, dev, recipe, feature_cache,
-                                                             pristine_body(recipe, index))
+                                                             pristine_body(recipe, index), log)
         plain_ds = train_ds
     else:
         imgs, labels, t, v = data.images[phase.size], data.labels, data.train_idx, data.valid_idx
@@ -127,10 +127,14 @@ class Progress:
     found: dict = field(default_factory=dict)  # phase index -> the rate its range test chose
 
     @classmethod
-    def load(cls, path: Path, key: str) -> "Progress | None":
+    def load(cls, path: Path, key: str, log: Callable = print) -> "Progress | None":
         if not path.exists():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # cut off (a copy, a full disk): the fold starts again rather than stop
+            log(f"  {path} is unreadable ({type(e).__name__}: {str(e)[:80]}); training this fold from its start")
+            return None
         return cls(**state) if state.get("key") == key and state.keys() <= vars(cls(key)).keys() else None
 
     def save(self, path: Path) -> None:
@@ -164,7 +168,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
     main = dev.group.main
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)  # dropout and drop-path; shuffling and augmentation seed their own
-    progress = Progress.load(out_dir / "state.pt", key)
+    progress = Progress.load(out_dir / "state.pt", key, log)
     if progress:
         model.load_state_dict(progress.model)
         torch.set_rng_state(progress.rng)
@@ -177,7 +181,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
     for pi in range(progress.phase, len(recipe.phases)):
         phase = _rate_found(model, recipe, pi, data, dev, symmetry, feature_cache, progress.found, log)
         setup = setup_phase(model, recipe, pi, data, dev=dev, symmetry=symmetry, feature_cache=feature_cache,
-                            phase=phase)
+                            phase=phase, log=log)
         first = progress.first_epoch(setup)
         if phase.mine and first == 0:  # (a run resumed inside the phase keeps what it mined before)
             progress.mined = _mine(setup, out_dir / "hard_negatives.csv", log)
@@ -281,11 +285,11 @@ def pristine_body(recipe: Recipe, phase_index: int) -> bool:
 
 
 def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: Recipe,
-                      cache: dict | None, shareable: bool):
+                      cache: dict | None, shareable: bool, log: Callable):
     """The classifier and datasets of (activation, label) pairs for a precompute phase."""
     feats = cache.get(phase.size) if (cache is not None and shareable) else None
     if feats is None:
-        feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2).cpu()
+        feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2, log).cpu()
         if cache is not None and shareable:
             cache[phase.size] = feats
     y = torch.tensor(data.labels)

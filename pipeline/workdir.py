@@ -15,11 +15,23 @@ it is <root>/working, which Kaggle keeps as the kernel's output, and the data is
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import PipelineError
+
+
+RUN_LOCK = "run.lock"  # in a run's folder: held by the process running it (files.held)
+
+
+def run_name(name: str) -> str:
+    """A run's name as given by --run: it names a folder and a file, so no path parts."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or "") or len(name) > 100:
+        raise PipelineError(f"run name {name!r}: use letters, digits and - _ . (no / or leading dot), "
+                            f"at most 100 characters, e.g. --run lite0-seed2")
+    return name
 
 
 def in_kernel() -> bool:
@@ -45,10 +57,10 @@ class Workdir:
         return self.root / "data" / "runs" / competition
 
     def run(self, competition: str, run: str) -> Path:
-        return self.runs(competition) / run
+        return self.runs(competition) / run_name(run)
 
     def submission(self, competition: str, run: str) -> Path:
-        return self.root / "submissions" / competition / f"{run}.csv"
+        return self.root / "submissions" / competition / f"{run_name(run)}.csv"
 
     def cache(self, competition: str) -> Path:
         # a kernel keeps all of /kaggle/working as its output: decoded images go to scratch space

@@ -55,7 +55,7 @@ def test_sample_submission_ids_that_do_not_match_the_test_folder(workdir, plant_
 def test_recipe_with_an_unknown_layer_group(workdir, plant_data):
     recipe = shrink(load("plant-seedlings").recipes["cpu"])
     recipe = replace(recipe, phases=(Phase(size=32, epochs=1, lr=1e-3, frozen=("backbone",)),))
-    with pytest.raises(PipelineError, match=r"phase 0: unknown layer group 'backbone'; .* early, late, head"):
+    with pytest.raises(PipelineError, match=r"phase 1: unknown layer group 'backbone'; .* early, late, head"):
         start_plant(plant_data, recipe=recipe)
 
 

@@ -1,20 +1,28 @@
 """`pipeline submit` validates before it sends and records the run; `pipeline submissions` stores
 the leaderboard scores in the registry. The real kaggle client, against the stand-in server."""
+import json
+
 import pandas as pd
 import pytest
 
 from pipeline.cli import main
+from pipeline.files import file_sha1
 from pipeline.registry import read_submissions, record_submissions
 from pipeline.workdir import Workdir
 
 
 def a_run(workdir, plant_data, run="cpu", species="Maize"):
-    """A finished run's submission file (a valid one unless `species` is not a class)."""
-    (workdir / "data" / "runs" / "plant-seedlings" / run).mkdir(parents=True)
+    """A finished run's submission file (a valid one unless `species` is not a class), with the
+    settings and scores files a finished run leaves beside it."""
+    folder = workdir / "data" / "runs" / "plant-seedlings" / run
+    folder.mkdir(parents=True)
     sample = pd.read_csv(plant_data / "sample_submission.csv")
     path = workdir / "submissions" / "plant-seedlings" / f"{run}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     sample.assign(species=species).to_csv(path, index=False)
+    (folder / "settings.json").write_text('{"recipe": {"tta": 4}}\n')
+    made = {"settings.json": file_sha1(folder / "settings.json"), "submission": file_sha1(path)}
+    (folder / "scores.json").write_text(json.dumps({"made_from": made}))
     return path
 
 
@@ -45,6 +53,19 @@ def test_an_invalid_submission_is_never_sent(kaggle, workdir, plant_data, capsys
     err = capsys.readouterr().err
     assert "cpu.csv: not a valid submission" in err and "Dandelion" in err
     assert kaggle.calls == [] and read_submissions(Workdir(workdir)).empty
+
+
+def test_a_stale_or_changed_submission_is_never_sent(kaggle, workdir, plant_data, capsys):
+    path = a_run(workdir, plant_data)
+    settings = workdir / "data" / "runs" / "plant-seedlings" / "cpu" / "settings.json"
+    settings.write_text('{"recipe": {"tta": 8}}\n')  # a re-run with other settings, stopped before it wrote its file
+    assert main(["submit", "plant-seedlings", "-m", "x", "--data", str(plant_data)]) == 2
+    assert "cpu.csv: not sent: the run's latest attempt" in capsys.readouterr().err
+    settings.write_text('{"recipe": {"tta": 4}}\n')  # the settings that made the file again...
+    path.write_text(path.read_text().replace("Maize", "Charlock"))  # ...but the file was edited since
+    assert main(["submit", "plant-seedlings", "-m", "x", "--data", str(plant_data)]) == 2
+    assert "cpu.csv: not sent: the file changed after the run wrote it" in capsys.readouterr().err
+    assert kaggle.calls == []
 
 
 def test_registry_merge_keeps_what_a_later_row_leaves_out(workdir):

@@ -10,7 +10,7 @@ from scipy import stats
 from pipeline.cli import main
 from pipeline.metrics import micro_f1
 from pipeline.registry import read_runs, record_run, record_submissions
-from pipeline.report import paired, report, runs, write_html
+from pipeline.report import paired, runs, write_html
 from pipeline.workdir import Workdir
 
 

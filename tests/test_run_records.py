@@ -1,0 +1,171 @@
+"""Nothing lost, nothing clobbered: a run holds its folder, the registry takes many writers, a kill
+of any kind is recorded, a failed re-run keeps the finished result, and a stale submission is
+never sent. Real processes where the point is concurrency or a kill; digits on timm's test model."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.files import is_held, locked
+from pipeline.metrics import accuracy
+from pipeline.registry import read_runs, record_run
+from pipeline.workdir import RUN_LOCK, Workdir
+
+RUN = ["run", "digits", "--arch", "test_efficientnet", "--weights", "none", "--batch-size", "32", "--train-folds", "0"]
+ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def launch(workdir: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=workdir, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def until(condition, process: subprocess.Popen, timeout: float = 240) -> None:
+    t0 = time.time()
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.2)
+
+
+def training(run_dir: Path):
+    """True once the run holds its folder and has trained an epoch (it is well inside the run)."""
+    return lambda: is_held(run_dir / RUN_LOCK) and any(run_dir.glob("fold*/state.pt"))
+
+
+def test_a_second_run_of_the_same_name_refuses_and_a_kill_9_leaves_no_lock(workdir, capsys):
+    run_dir = workdir / "data" / "runs" / "digits" / "cpu"
+    first = launch(workdir, *RUN, "--seed", "1")
+    until(training(run_dir), first)
+    assert main([*RUN, "--seed", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"run 'cpu' ({run_dir}) is in use by pid {first.pid} on " in err and "another --run NAME" in err
+    assert json.loads((run_dir / "settings.json").read_text())["recipe"]["seed"] == 1  # not clobbered
+    assert main(["report", "digits"]) == 0
+    assert " running " in capsys.readouterr().out
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert main(["report", "digits"]) == 0
+    assert "killed (recorded running, no process holds it)" in capsys.readouterr().out
+    assert main([*RUN, "--seed", "2"]) == 0  # the OS dropped the dead holder's lock: nothing blocks
+    [status] = set(read_runs(Workdir(workdir), "digits")["status"])
+    assert status == "finished" and json.loads((run_dir / "settings.json").read_text())["recipe"]["seed"] == 2
+
+
+def test_sigterm_is_recorded_as_interrupted_and_said_in_one_line(workdir):
+    run_dir = workdir / "data" / "runs" / "digits" / "cpu"
+    process = launch(workdir, *RUN)
+    until(training(run_dir), process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == "pipeline: stopped by SIGTERM; run the same command again to resume"
+    assert list(read_runs(Workdir(workdir), "digits")["status"]) == ["interrupted (SIGTERM)"]
+    assert not is_held(run_dir / RUN_LOCK)
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from pipeline.metrics import accuracy
+from pipeline.registry import record_run
+from pipeline.workdir import Workdir
+while not Path("go").exists():
+    time.sleep(0.01)
+name = sys.argv[1]
+record_run(Workdir(Path.cwd()), {"competition": "digits", "run": name, "recipe": {}}, run_dir=Path(name),
+           metric=accuracy, stage_seconds={"train": 1.0}, folds=[{"fold": 0, "accuracy": 0.5}], oof=0.5)
+"""
+
+READER = """
+import time
+from pathlib import Path
+from pipeline.registry import read_runs
+from pipeline.workdir import Workdir
+reads = 0
+while not Path("stop").exists():
+    read_runs(Workdir(Path.cwd()))  # never a torn file
+    reads += 1
+print(reads)
+"""
+
+
+def test_the_registry_keeps_every_row_of_eight_writers_at_once_and_a_killed_writer_blocks_nothing(workdir):
+    record_run(Workdir(workdir), {"competition": "digits", "run": "first", "recipe": {}}, run_dir=workdir,
+               metric=accuracy, stage_seconds={}, folds=[{"fold": 0, "accuracy": 0.4}], oof=0.4)
+    reader = subprocess.Popen([sys.executable, "-c", READER], cwd=workdir, env=ENV, stdout=subprocess.PIPE, text=True)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, f"w{i}"], cwd=workdir, env=ENV) for i in range(8)]
+    time.sleep(3)  # (every writer imported and waiting)
+    (workdir / "go").touch()
+    assert [w.wait(timeout=120) for w in writers] == [0] * 8
+    (workdir / "stop").touch()
+    out, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and int(out) > 0
+    table = read_runs(Workdir(workdir), "digits")
+    assert sorted(table["run"]) == ["first"] + [f"w{i}" for i in range(8)]
+
+    lock = workdir / "data" / "registry" / "runs.lock"  # a writer killed while holding the lock...
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pipeline.files import locked\n"
+                               f"with locked({str(lock)!r}):\n    print('held', flush=True); time.sleep(600)"],
+                              cwd=workdir, env=ENV, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    t0 = time.time()
+    with locked(lock):  # ...left nothing behind that blocks the next one
+        pass
+    assert time.time() - t0 < 5
+
+
+def test_a_failed_rerun_keeps_the_finished_result_beside_it(workdir, capsys):
+    assert main(RUN) == 0
+    capsys.readouterr()
+    before = read_runs(Workdir(workdir), "digits")
+
+    def broken_pipe(*parts):  # `pipeline run ... | head`, the reader gone
+        if str(parts[0]).startswith("["):  # (the first stage line)
+            raise BrokenPipeError(32, "Broken pipe")
+    from pipeline.run import run_all, start
+    with pytest.raises(BrokenPipeError):
+        run_all(start("digits", arch="test_efficientnet", weights="none", batch_size=32, train_folds=(0,), log=broken_pipe))
+    after = read_runs(Workdir(workdir), "digits")
+    assert list(after["status"]) == ["finished"] * len(before)
+    assert after["score"].tolist() == before["score"].tolist() and after["oof"].tolist() == before["oof"].tolist()
+    assert after["latest"].str.startswith("failed: [Errno 32] Broken pipe (").all()
+    assert main(["report", "digits"]) == 0
+    row = next(l for l in capsys.readouterr().out.splitlines() if " cpu " in l)
+    assert "(then failed: [Errno 32] Broken pipe" in row and f"{before['oof'][0]:.4f}" in row
+
+    assert main(RUN) == 0  # finished again: the note goes
+    assert read_runs(Workdir(workdir), "digits")["latest"].isna().all()
+
+
+def test_a_rerun_stopped_before_its_submission_leaves_nothing_that_can_be_sent(workdir, capsys):
+    assert main(RUN) == 0
+    from pipeline.run import run_all, start
+
+    def stop_in_predict(*parts):
+        if "[predict]" in " ".join(map(str, parts)):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):  # other settings: predict with the best checkpoint
+        run_all(start("digits", arch="test_efficientnet", weights="none", batch_size=32, train_folds=(0,), checkpoint="best",
+                      log=stop_in_predict))
+    assert (workdir / "submissions" / "digits" / "cpu.csv").exists()  # the earlier run's file...
+    capsys.readouterr()
+    assert main(["submit", "digits", "-m", "best checkpoint"]) == 2  # ...is not this run's to send
+    err = capsys.readouterr().err
+    assert "cpu.csv: not sent: the run's latest attempt" in err and "did not finish" in err
+
+
+@pytest.mark.parametrize("name", ["../../../../escaped", "a/b", ".hidden", "", "x" * 101])
+def test_a_run_name_with_path_parts_is_refused_and_nothing_written(workdir, capsys, name):
+    assert main([*RUN, "--run", name]) == 2
+    assert "use letters, digits and - _ ." in capsys.readouterr().err
+    assert not any(workdir.parent.glob("escaped*")) and not (workdir / "data" / "runs").exists()
