@@ -260,6 +260,16 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
     if points == 1:
         raise PipelineError(f"{where}: SWA would average a single set of weights; average over more "
                             f"epochs (swa_round(epochs >= 2)) or cycles (schedule 'sgdr' or 'constant')")
+    # checked now, not when predict looks for them after training
+    taken = [f"phase{i + 1}-epoch{e}" for i, p in enumerate(phases) for e in cycle_ends(p)]
+    if isinstance(recipe.snapshots, int) and recipe.snapshots > len(taken):
+        raise PipelineError(f"{where}: snapshots={recipe.snapshots}, but the recipe takes {len(taken)} "
+                            f"(one per cycle end: {', '.join(taken)})")
+    if isinstance(recipe.snapshots, tuple):
+        missing = [n for n in recipe.snapshots if n.removesuffix(".pt") not in taken]
+        if missing:
+            raise PipelineError(f"{where}: no snapshot {missing[0]!r}: the recipe takes one per cycle end, "
+                                f"{', '.join(taken)}")
 
 
 def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip", random_crop: float = 0.0) -> dict[str, Recipe]:

@@ -1,6 +1,8 @@
 """Each kind of bad input stops the run at once with one line naming the file or setting and the fix."""
+import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +94,117 @@ def test_what_the_layout_skips_is_named_at_the_start(workdir, plant_data):
     assert empty.startswith("plant-seedlings: skipped 2 class folders") and "train/Charlock" in empty
     other = next(line for line in lines if "not images" in line)
     assert "skipped 3 files that are not images (.gif, .txt, no suffix)" in other and "anim.gif" in other
+
+
+PLANT = ["run", "plant-seedlings", "--arch", "test_efficientnet", "--weights", "none"]
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--batch-size", "0"], "batch_size=0; images per batch, at least 1"),
+    (["--seed", "-1"], "seed=-1; a whole number from 0 to 2**32 - 1"),
+    (["--snapshots", "phase9-epoch1"], "no snapshot 'phase9-epoch1': the recipe takes one per cycle end, phase1-epoch2"),
+    (["--snapshots", "99"], "snapshots=99, but the recipe takes 4"),
+    (["--arch", "no_such_net"], "unknown model 'no_such_net'"),
+])
+def test_settings_are_checked_before_anything_is_trained(workdir, plant_data, capsys, args, said):
+    assert main([*PLANT, "--data", str(plant_data), *args]) == 2
+    out, err = capsys.readouterr()
+    assert said in err and len(err.strip().splitlines()) == 1
+    assert "fold 0 of" not in out and not (workdir / "data" / "runs").exists()
+
+
+def test_a_corrupt_test_image_is_said_before_the_first_epoch(workdir, plant_data):
+    (plant_data / "test" / "t0003.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off")
+    said = []
+    r = start_plant(plant_data)
+    r.log = lambda *parts: said.append(" ".join(map(str, parts)))
+    with pytest.raises(PipelineError, match=r"1 of 7 images are not readable .*t0003.png"):
+        run_all(r)
+    assert not any("epoch" in line for line in said)
+
+
+def test_a_definition_with_a_syntax_error_names_its_line(workdir, capsys):
+    folder = workdir / "competitions" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "competition.py").write_text('slug = "broken"\nclasses = ["a", "b"\nmetric = None\n')
+    assert main(["run", "broken"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"pipeline: error: {folder / 'competition.py'}:2: ") and "never closed" in err
+    (folder / "competition.py").write_text('slug = "broken"\nclasses = undefined_name\n')
+    assert main(["run", "broken"]) == 2
+    assert "competition.py:2: NameError: name 'undefined_name' is not defined" in capsys.readouterr().err
+
+
+def test_an_empty_labels_csv_or_sample_is_one_line(workdir, tmp_path, capsys):
+    from kaggle_layouts import dog_breeds
+    root = dog_breeds(tmp_path / "dog-breed-identification")
+    (root / "labels.csv").write_bytes(b"")
+    assert main(["run", "dog-breed-identification", "--data", str(root)]) == 2
+    assert f"{root / 'labels.csv'}: not a readable CSV (No columns to parse from file)" in capsys.readouterr().err
+    root = dog_breeds(tmp_path / "again")
+    (root / "sample_submission.csv").write_bytes(b"")
+    assert main(["run", "dog-breed-identification", "--data", str(root)]) == 2
+    assert f"{root / 'sample_submission.csv'}: not a readable CSV" in capsys.readouterr().err
+
+
+def test_a_read_only_work_folder_is_one_line(workdir, plant_data, capsys, monkeypatch):
+    workdir.chmod(0o555)
+    if os.access(workdir, os.W_OK):  # root writes anywhere: the refusal a user would meet, made by hand
+        made = Path.mkdir
+
+        def refused(self, *a, **kw):
+            if workdir in self.parents:
+                raise PermissionError(13, "Permission denied", str(self))
+            return made(self, *a, **kw)
+        monkeypatch.setattr(Path, "mkdir", refused)
+    try:
+        assert main([*PLANT, "--data", str(plant_data)]) == 2
+    finally:
+        workdir.chmod(0o755)
+    err = capsys.readouterr().err
+    assert f"pipeline: error: {workdir}/" in err and len(err.strip().splitlines()) == 1
+    assert "cannot write here (Permission denied); run pipeline from a folder you can write to" in err
+
+
+def test_a_full_disk_names_the_file_and_the_space(workdir, plant_data, capsys, monkeypatch):
+    import pandas as pd
+
+    def no_space(self, path, *a, **kw):  # what pyarrow raises when the disk fills mid-write
+        Path(path).write_bytes(b"x" * 4096)
+        raise OSError("No space left on device (error writing bytes to file)")
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", no_space)
+    r = start_plant(plant_data)
+    with pytest.raises(PipelineError, match=r"runs\.parquet: the disk is full \(0 MiB written, [\d,]+ MiB free on "):
+        run_all(r)
+    assert not list((workdir / "data" / "registry").glob(".*tmp"))  # nothing half-written left
+
+
+def test_the_decoded_image_cache_refuses_a_disk_it_cannot_fit(workdir, plant_data, monkeypatch):
+    import shutil as sh
+    real = sh.disk_usage
+    monkeypatch.setattr(sh, "disk_usage", lambda p: real(p)._replace(free=1000))
+    r = start_plant(plant_data)
+    with pytest.raises(PipelineError, match=r"-32px\.partial\.npy: the decoded images need 0 MiB more at 32px, and "
+                                            r".* has 0 MiB free; free some space"):
+        r.train_images.prepare([32])
+
+
+def test_a_truncated_state_file_restarts_the_fold_with_a_warning(workdir, plant_data):
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    recipe = replace(recipe, train_folds=(0,), phases=(replace(recipe.phases[-1], epochs=2),))
+
+    def stop(*parts):
+        if "epoch 2/2" in " ".join(map(str, parts)):  # (epoch 1's state saved)
+            raise KeyboardInterrupt
+    r = start_plant(plant_data, recipe=recipe)
+    r.log = stop
+    with pytest.raises(KeyboardInterrupt):
+        run_all(r)
+    state = workdir / "data" / "runs" / "plant-seedlings" / "custom" / "fold0" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])  # a copy cut off
+    said = []
+    r = start_plant(plant_data, recipe=recipe)
+    r.log = lambda *parts: said.append(" ".join(map(str, parts)))
+    run_all(r)
+    assert any(f"{state} is unreadable" in line and "training this fold from its start" in line for line in said)
+    assert any("epoch 1/2" in line for line in said)
