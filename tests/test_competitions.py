@@ -9,7 +9,7 @@ import kaggle_layouts
 from pipeline.competition import load
 from pipeline.files import read_json
 from pipeline.registry import read_runs
-from pipeline.run import run_all, start
+from pipeline.run import format_scores, run_all, start
 from pipeline.workdir import Workdir
 
 from conftest import shrink
@@ -88,6 +88,9 @@ def test_planet(workdir, tmp_path):
     want = [" ".join(c for c, on in zip(classes, row) if on) for row in decided(test.loc[sub["image_name"]].to_numpy(), t)]
     assert list(sub["tags"]) == want
     assert any(line == "[thresholds]" for line in log)
+    one = len(result["folds"]) == 1  # then the tuned score is in-sample, and there is no spread to show: said so
+    assert any("tuned and scored on the same images, so optimistic" in line for line in log) == one
+    assert ("±" not in format_scores(result)) == one and ("(one fold: --train-folds all" in format_scores(result)) == one
     assert oof[classes].max().max() <= 1 and not np.allclose(oof[classes].sum(axis=1), 1)  # sigmoids
     table = pd.read_csv(run_dir / "diagnostics" / "per_class.csv")
     assert set(table["tag"]) == set(classes) and "threshold" in table
