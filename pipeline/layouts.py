@@ -70,15 +70,22 @@ class ClassFolders(_ImageFolders):
                 raise PipelineError(f"{sub}: class folder {sub.name!r} is not one of the competition's "
                                     f"classes; remove it or add it to `classes` in the definition")
             rows += [(p.stem, p, sub.name) for p in list_images(sub)]
-        return _train_table(pd.DataFrame(rows, columns=["id", "path", "label"]), folder,
-                            "give each image a name of its own (its id is the name less its suffix); "
-                            "an image in two class folders belongs in one")
+        df = pd.DataFrame(rows, columns=["id", "path", "label"])
+        if df["id"].duplicated().any():  # cat/1.jpg, dog/1.jpg: folders that number their own images
+            df["id"] = df["label"] + "/" + df["id"]
+        return _train_table(df, folder, "give each image a name of its own (its id is the name less its suffix)")
 
     def notices(self, root: Path) -> list[str]:
         folder = root / self.train_dir
         subs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         empty = [p for p in subs if not list_images(p)]
         lines = [f"skipped {len(empty)} class folders with no images: {', '.join(map(str, empty))}"] if empty else []
+        names = pd.Series([p.stem for s in subs for p in list_images(s)], dtype=str)
+        repeated = names[names.duplicated()].unique()
+        if len(repeated):  # numbered per class, or one image copied into two classes: the user knows which
+            lines.append(f"{len(repeated)} image names appear in more than one class folder (e.g. "
+                         f"{', '.join(repeated[:3])}): training ids are class/name; an image copied into two "
+                         f"classes would sit on both sides of a fold")
         return lines + skipped_files([folder, *subs, *_test_dirs(root, self.test_dir)])
 
 
