@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -158,6 +159,7 @@ class ImageCache:
         except ValueError:  # shorter than its header says: a copy cut off, a full disk
             arr = None
         if arr is None or arr.shape != (len(self), size, size, 3) or arr.dtype != np.uint8:
+            print(f"{self._file(size)}: cut off or not this data's; decoding the images again", file=sys.stderr)
             self._file(size).unlink()
             return False
         self._arrays[size] = Rows(self._file(size), arr.shape, arr.offset)

@@ -66,12 +66,14 @@ def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
     assert np.array_equal(pickle.loads(pickle.dumps(one))[rows], memory[rows])  # as a spawned loader worker gets it
 
 
-def test_a_truncated_cache_file_is_rebuilt_not_trusted(tmp_path):
+def test_a_truncated_cache_file_is_rebuilt_not_trusted(tmp_path, capsys):
     paths = some_images(tmp_path / "img", n=5)
     want = np.array(ImageCache(paths, tmp_path / "cache", key="k")[24])
     f = tmp_path / "cache" / "k-24px.npy"
     f.write_bytes(f.read_bytes()[:-100])  # a copy cut off
+    capsys.readouterr()
     assert np.array_equal(ImageCache(paths, tmp_path / "cache", key="k")[24], want)
+    assert f"{f}: cut off or not this data's; decoding the images again" in capsys.readouterr().err
     assert f.stat().st_size == 128 + 5 * 24 * 24 * 3  # header + every image, whole again
 
 
