@@ -33,7 +33,11 @@ def read_runs(workdir: Workdir, competition: str | None = None) -> pd.DataFrame:
 
 
 def _read(f: Path, columns: list[str], competition: str | None) -> pd.DataFrame:
-    df = pd.read_parquet(f).reindex(columns=columns) if f.exists() else pd.DataFrame(columns=columns)
+    try:  # one open: pyarrow opening the path twice could meet two versions of a table replaced between
+        with open(f, "rb") as fh:
+            df = pd.read_parquet(fh).reindex(columns=columns)
+    except FileNotFoundError:
+        df = pd.DataFrame(columns=columns)
     return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
 
 

@@ -170,7 +170,8 @@ def test_the_recipe_source_round_trips():
     assert eval(source(recipe), {"Recipe": Recipe, "Phase": Phase}) == recipe
     changed = apply(recipe, {"phase4.lr": 2e-3, "phase4.ratio": 4.0, "phase1.lr": 5e-3, "oversample": "max"})
     assert changed.phases[3].lr == (2e-3 / 16, 2e-3 / 4, 2e-3) and changed.phases[0].lr == 5e-3
-    assert apply(recipe, {"phase4.lr": 2e-3}).phases[3].lr == pytest.approx((2e-3 / 9, 2e-3 / 3, 2e-3))
+    # the body keeps its share: the recipe's own ratio, 2.8
+    assert apply(recipe, {"phase4.lr": 2e-3}).phases[3].lr == pytest.approx((2e-3 / 2.8 ** 2, 2e-3 / 2.8, 2e-3))
     with pytest.raises(PipelineError):
         from pipeline.search import check
         check({"phase4.size": object()}, recipe, "x")
