@@ -6,11 +6,10 @@ import argparse
 import os
 import re
 import shlex
-import signal
 import sys
 from pathlib import Path
 
-from . import PipelineError
+from . import PipelineError, stop_on_sigterm
 from .recipe import SETTINGS
 from .workdir import Workdir
 
@@ -163,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = parser().parse_args(argv)
     rank = os.environ.get("RANK", "0")
-    # Kaggle kernels, cluster schedulers and torchrun stop a job with SIGTERM: end it as Ctrl-C
-    # does, so the run is recorded as interrupted and its files are left whole
-    signal.signal(signal.SIGTERM, _stopped)
+    stop_on_sigterm()
     try:
         if args.command == "list":
             from .competition import available
@@ -257,10 +254,6 @@ def main(argv: list[str] | None = None) -> int:
             from .distributed import finish
             finish()
     return 0
-
-
-def _stopped(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
 
 
 def lost_rank(e: RuntimeError) -> bool:

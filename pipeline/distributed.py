@@ -14,7 +14,6 @@ a collective that waits on a dead rank fails after PIPELINE_DIST_TIMEOUT seconds
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import PipelineError
+from . import PipelineError, stop_on_sigterm
 
 MODES = ("data", "folds")
 TIMEOUT = float(os.environ.get("PIPELINE_DIST_TIMEOUT", 1800))  # seconds a rank waits for the others
@@ -121,13 +120,9 @@ def launch(parallel: str | None, device: str) -> tuple[Group, str]:
     if rank:  # one progress bar, rank 0's (tqdm reads this at each bar)
         os.environ["TQDM_DISABLE"] = "1"
     # torchrun ends the other ranks with SIGTERM when one fails: stop as after Ctrl-C, in one line
-    signal.signal(signal.SIGTERM, _stopped)
+    stop_on_sigterm()
     dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT))
     return Group(rank, world), device
-
-
-def _stopped(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
 
 
 def finish() -> None:
