@@ -1,5 +1,6 @@
 """Fingerprints of the weights the trainer produces on tiny data, one line per recipe: plain,
-staged (precompute, SGDR cycles, differential rates, progressive sizes), lr="find", oversampling,
+staged (precompute, SGDR cycles, differential rates, progressive sizes; as fast.ai has BatchNorm, and
+adapted before the head), lr="find", oversampling,
 and mining + SWA rounds. A refactor that claims "training unchanged" must print the same lines.
 
     python benchmarks/weight_hashes.py
@@ -42,7 +43,12 @@ def tiny(root: Path, n: int = 36) -> FoldData:
 BASE = dict(arch="test_efficientnet", weights="none", batch_size=6, seed=1)
 RECIPES = {
     "plain": Recipe(**BASE, phases=(Phase(size=24, epochs=2, lr=1e-2),)),
-    "staged": Recipe(**BASE, label_smoothing=0.1, phases=(
+    "staged": Recipe(**BASE, label_smoothing=0.1, batchnorm="batch", phases=(
+        Phase(size=24, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
+        Phase(size=20, epochs=3, lr=differential(4e-3), frozen=("early",), schedule="sgdr", cycle_len=1, cycle_mult=2),
+        Phase(size=28, epochs=2, lr=differential(1e-3)))),
+    # the same with its BatchNorm statistics recomputed on the fold before the head (issue 17)
+    "adapted": Recipe(**{**BASE, "batchnorm": "adapt"}, label_smoothing=0.1, phases=(
         Phase(size=24, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
         Phase(size=20, epochs=3, lr=differential(4e-3), frozen=("early",), schedule="sgdr", cycle_len=1, cycle_mult=2),
         Phase(size=28, epochs=2, lr=differential(1e-3)))),

@@ -55,6 +55,7 @@ class Competition:
     folder: Path
     symmetry: str = "hflip"    # flips that keep a label: "dihedral", "hflip" or "none" (see transforms)
     resize: str = "squash"     # how an image becomes a square: "squash", "crop" or "pad" (see images)
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # each decoded image, once (preprocess.py)
     make_data: Callable[[Path], None] | None = None  # builds the data itself (no download needed)
     references: dict[str, float] | None = None  # reference scores, e.g. Kaggle's medal thresholds
     search: dict | None = None  # a search space for `pipeline tune` (search.py)
@@ -136,6 +137,10 @@ def _from_file(name: str, path: Path) -> Competition:
     resize = getattr(module, "resize", "squash")
     if resize not in RESIZE:
         raise PipelineError(f"{path}: resize {resize!r}; use one of {', '.join(RESIZE)}")
+    preprocess = getattr(module, "preprocess", None)
+    if preprocess is not None and not callable(preprocess):
+        raise PipelineError(f"{path}: `preprocess` is a function from an RGB image to an RGB image, "
+                            f"e.g. pipeline.preprocess.green_plants")
     references = dict(getattr(module, "references", {}) or {})
     if not all(isinstance(v, (int, float)) for v in references.values()):
         raise PipelineError(f"{path}: `references` maps names to scores, e.g. {{'gold': 0.99}}")
@@ -143,7 +148,8 @@ def _from_file(name: str, path: Path) -> Competition:
     if search is not None and not isinstance(search, dict):
         raise PipelineError(f"{path}: `search` maps setting names to Float(...), Int(...) or Choice(...)")
     return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
-                       symmetry=symmetry, resize=resize, references=references, search=search, **fields)
+                       symmetry=symmetry, resize=resize, preprocess=preprocess, references=references, search=search,
+                       **fields)
 
 
 def _check_task(path: Path, layout, metric: Metric, spec: Submission, classes: list[str] | None) -> None:

@@ -21,12 +21,14 @@ import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from . import PipelineError
 from .files import atomic_path, files_fingerprint, locked, read_json, write_json
+from .preprocess import importable, tag
 from .progress import bar as progress_bar
 
 cv2.setNumThreads(1)  # resizing small images: threads only contend with torch's
@@ -72,10 +74,10 @@ def _scaled(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash"
+def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash", preprocess: Callable | None = None
                  ) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
-    """Each image of `paths` at every size (zeros where unreadable), and the (position, path) of
-    those that could not be read. Runs in a worker process."""
+    """Each image of `paths`, `preprocess`ed at its own size, at every size (zeros where
+    unreadable), and the (position, path) of those that could not be read. Runs in a worker process."""
     out = {s: np.zeros((len(paths), s, s, 3), np.uint8) for s in sizes}
     bad = []
     for i, p in enumerate(paths):
@@ -83,6 +85,8 @@ def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash"
         if img is None:
             bad.append((i, str(p)))
             continue
+        if preprocess is not None:
+            img = preprocess(img)
         for s in sizes:
             out[s][i] = resize(img, s, policy)
     return out, bad
@@ -90,19 +94,20 @@ def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash"
 
 class ImageCache:
     """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3],
-    each image made square by `resize` (RESIZE): in memory, or with a cache folder, `Rows` read
-    from disk as indexed."""
+    each image `preprocess`ed (preprocess.py) and made square by `resize` (RESIZE): in memory, or
+    with a cache folder, `Rows` read from disk as indexed."""
 
     def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode",
-                 key: str | None = None, workers: int | None = None, resize: str = "squash"):
+                 key: str | None = None, workers: int | None = None, resize: str = "squash",
+                 preprocess: Callable | None = None):
         if resize not in RESIZE:
             raise PipelineError(f"resize {resize!r}; use one of {', '.join(RESIZE)}")
-        self.paths, self.resize = [Path(p) for p in paths], resize
+        self.paths, self.resize, self.preprocess = [Path(p) for p in paths], resize, preprocess
         self.cache_dir = cache_dir
         self.progress = progress
         # names the disk copies: a changed, added or removed file gives new ones
         self._key = key or (files_fingerprint(self.paths) if cache_dir else None)
-        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.workers = (workers or min(8, os.cpu_count() or 1)) if importable(preprocess) else 1
         self._arrays: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -115,7 +120,8 @@ class ImageCache:
 
     def _file(self, size: int, suffix: str = ".npy") -> Path:
         policy = "" if self.resize == "squash" else f"-{self.resize}"  # (squash: the names caches always had)
-        return self.cache_dir / f"{self._key}-{size}px{policy}{suffix}"
+        made = f"-{tag(self.preprocess)}" if self.preprocess else ""
+        return self.cache_dir / f"{self._key}-{size}px{policy}{made}{suffix}"
 
     def prepare(self, sizes: list[int]) -> None:
         """Open each size from disk, or decode every image once and resize it to all missing sizes."""
@@ -223,7 +229,7 @@ class ImageCache:
         in flight, so memory stays bounded however many images there are."""
         if self.workers <= 1 or len(chunks) <= 1:
             for i, paths in chunks:
-                yield i, decode_chunk(paths, sizes, self.resize)
+                yield i, decode_chunk(paths, sizes, self.resize, self.preprocess)
             return
         # forkserver: workers need no copy of a parent that has torch's threads running. Each worker
         # still imports the main script, as under spawn: `pipeline`'s own is light; a script of
@@ -234,14 +240,14 @@ class ImageCache:
             pending: deque = deque()
             todo = iter(chunks)
             for i, paths in todo:
-                pending.append((i, pool.submit(decode_chunk, paths, sizes, self.resize)))
+                pending.append((i, pool.submit(decode_chunk, paths, sizes, self.resize, self.preprocess)))
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
                 i, future = pending.popleft()
                 yield i, future.result()
                 for j, paths in todo:
-                    pending.append((j, pool.submit(decode_chunk, paths, sizes, self.resize)))
+                    pending.append((j, pool.submit(decode_chunk, paths, sizes, self.resize, self.preprocess)))
                     break
 
     def _unreadable(self, bad: list[str]) -> str:

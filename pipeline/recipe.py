@@ -13,6 +13,8 @@ import numpy as np
 from . import PipelineError
 
 SCHEDULES = ("1cycle", "sgdr", "constant")
+# BatchNorm statistics in the layers a phase trains (see Recipe.batchnorm)
+BATCHNORM = ("adapt", "frozen", "batch")
 TTA_VIEWS = (1, 2, 4, 8)  # plain; + hflip; + vflip and both; + the transposed four (dihedral group)
 
 
@@ -42,6 +44,11 @@ class Recipe:
     label_smoothing: float = 0.0
     random_crop: float = 0.0          # photos: train on random crops of at least this share of the area; 0: none
     oversample: str | float = "none"  # rare classes per epoch: "none", "max", or a power in [0, 1]
+    # BatchNorm: "adapt": before a precomputed head, its running statistics are recomputed on the
+    # fold's training images, so the head fits the features that batch statistics give later;
+    # "frozen": the pretrained running statistics throughout (Keras' advice); "batch": as
+    # fast.ai has it (the head meets other features once the body trains: benchmarks/phase_jump.py)
+    batchnorm: str = "adapt"
     folds: int = 5
     train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
     tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
@@ -155,6 +162,8 @@ SETTINGS = (
     Setting("random_crop", float, "train on random-resized crops keeping at least this share of each image's "
             "area (photos; e.g. 0.75); 0: shift and scale jitter only", metavar="SHARE"),
     Setting("oversample", _oversample, "rare classes per epoch: none, max (up to the largest class) or a power in [0, 1]"),
+    Setting("batchnorm", str, "BatchNorm statistics: recomputed on the fold's images before a precomputed head "
+            "(adapt), the pretrained ones throughout (frozen), or fast.ai's (batch)", choices=BATCHNORM),
     Setting("snapshots", _snapshots, "predict with the last N cycle-end snapshots of each fold, or these names "
             "(e.g. phase4-epoch3,phase5-epoch2; `pipeline snapshots` lists them); 0: the checkpoint"),
     Setting("swa", int, "SWA round: this many more epochs at the last phase's size, weights averaged at each "
@@ -211,6 +220,8 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
     if recipe.tta > max_views:
         raise PipelineError(f"{where}: tta={recipe.tta}, but flipped images change this competition's "
                             f"labels; use --tta {max_views} or fewer")
+    if recipe.batchnorm not in BATCHNORM:
+        raise PipelineError(f"{where}: batchnorm={recipe.batchnorm!r}; use one of {BATCHNORM}")
     if recipe.checkpoint not in ("last", "best"):
         raise PipelineError(f"{where}: checkpoint={recipe.checkpoint!r}; use 'last' or 'best'")
     if recipe.batch_size < 1:

@@ -43,6 +43,7 @@ from .images import ImageCache
 from .locate import find_data, not_found
 from .lr_find import plot
 from .models import GROUP_NAMES, create_model
+from .preprocess import tag as preprocess_tag
 from .recipe import Recipe, validate as validate_recipe
 from .trainer import fit, phase_range_test
 from .transforms import SYMMETRIES
@@ -140,10 +141,13 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
             data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
-            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize),
-            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize), log=log,
+            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
+                                    preprocess=comp.preprocess),
+            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
+                                   preprocess=comp.preprocess), log=log,
             ranks=ranks, parallel=parallel, sync_bn=sync_bn)
-    r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files)
+    made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
+    r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files, *made)
     ranks.agree("the settings and the data", fingerprint(asdict(recipe), r.keys["data"], comp.name, r.name))
     r.times["data"] = time.time() - t0
     return r
@@ -220,7 +224,7 @@ def train_key(r: Run, k: int) -> str:
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
     return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
                        rc.weight_decay, rc.label_smoothing, rc.random_crop, rc.oversample, rc.seed, r.comp.classes,
-                       r.comp.multilabel, r.comp.symmetry, r.comp.resize)
+                       r.comp.multilabel, r.comp.symmetry, r.comp.resize, rc.batchnorm)
 
 
 def own_folds(r: Run) -> list[int]:

@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from . import batchnorm
 from .checkpoints import checkpoint, save
 from .device import Device
 from .epochs import epoch_loader, validate
 from .folds import FoldData
 from .metrics import Metric
-from .models import freeze, layer_groups, train_mode
+from .models import freeze, layer_groups
 from .recipe import Recipe
 from .transforms import ImageDataset, random_flips, train_augment
 
@@ -58,7 +58,8 @@ class WeightAverage:
         # every rank the whole epoch, as one process would: the same statistics on each
         train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev,
                                 shard=False)
-        recompute_bn(net, (prepare(x, flips) for x, _ in train_dl), dev)
+        if recipe.batchnorm != "frozen":  # (frozen: the weights trained with the statistics they have)
+            batchnorm.recompute(net, (prepare(x, flips) for x, _ in train_dl), dev)
         valid_ds = ImageDataset(imgs, data.labels, rows=data.valid_idx)
         valid_loss, probs = validate(net, valid_ds, recipe.batch_size * 2, prepare, dev)
         score = metric(data.labels[data.valid_idx], probs)
@@ -67,22 +68,3 @@ class WeightAverage:
         row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
         if dev.group.main:
             save(checkpoint(net, recipe, row, data.multilabel), out_dir / "swa.pt")
-
-
-@torch.no_grad()
-def recompute_bn(model: nn.Module, batches, dev: Device) -> None:
-    """BatchNorm running statistics recomputed as a plain average over `batches` (as
-    torch.optim.swa_utils.update_bn does), except in frozen layer groups, whose statistics were
-    never trained and stay the pretrained ones, as during training."""
-    train_mode(model)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over every batch
-    for x in batches:
-        with dev.autocast():
-            model(x)
-    for m, momentum in zip(bns, momenta):
-        m.momentum = momentum
-    model.eval()

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import batchnorm
 from .checkpoints import checkpoint, save, snapshot_name
 from .device import Device
 from .epochs import body_features, epoch_loader, make_optimizer, train_one_epoch, validate
@@ -31,7 +32,7 @@ from .labels import strata
 from .lr_find import RangeTest, range_test
 from .metrics import Metric
 from .mining import mine_hard_examples
-from .models import freeze, layer_groups, train_mode
+from .models import freeze, layer_groups
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
 from .swa import WeightAverage
@@ -77,11 +78,11 @@ class PhaseSetup:
         return lambda x: self.prepare(x, flips)
 
     def train_mode(self) -> None:
-        """Training mode, except for the BatchNorm of frozen groups (models.train_mode)."""
+        """Training mode, except for the BatchNorm of frozen groups (batchnorm.train_mode)."""
         if self.phase.precompute:
             self.net.train()
         else:
-            train_mode(self.model)
+            batchnorm.train_mode(self.model, self.recipe.batchnorm)
 
 
 def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *, dev: Device, symmetry: str,
@@ -286,9 +287,18 @@ def pristine_body(recipe: Recipe, phase_index: int) -> bool:
 
 def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: Recipe,
                       cache: dict | None, shareable: bool, log: Callable):
-    """The classifier and datasets of (activation, label) pairs for a precompute phase."""
+    """The classifier and datasets of (activation, label) pairs for a precompute phase. With
+    recipe.batchnorm "adapt", the body's statistics are first recomputed on the fold's training
+    images (batchnorm.py): its activations are then the fold's own."""
+    shareable = shareable and recipe.batchnorm != "adapt"
     feats = cache.get(phase.size) if (cache is not None and shareable) else None
     if feats is None:
+        if recipe.batchnorm == "adapt":
+            t0 = time.time()
+            batchnorm.adapt(model, data.images[phase.size], data.train_idx, recipe.batch_size, recipe.seed, dev,
+                            dev.place(model))
+            log(f"  BatchNorm statistics recomputed on the fold's {len(data.train_idx)} training images "
+                f"at {phase.size}px in {time.time() - t0:.0f}s")
         feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2, log).cpu()
         if cache is not None and shareable:
             cache[phase.size] = feats

@@ -18,7 +18,7 @@ from pipeline.run import list_snapshots, run_all, start
 from pipeline.device import Device
 from pipeline.folds import FoldData
 from pipeline.mining import hardest, mine_hard_examples
-from pipeline.swa import recompute_bn
+from pipeline.batchnorm import recompute as recompute_bn
 from pipeline.trainer import fit
 
 from conftest import shrink, tiny_data

@@ -29,18 +29,18 @@ def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, mon
 
     real, calls = images.decode_chunk, []
 
-    def killed_on_the_fourth_chunk(chunk, sizes, policy):
+    def killed_on_the_fourth_chunk(chunk, *args):
         calls.append(len(chunk))
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real(chunk, sizes, policy)
+        return real(chunk, *args)
     monkeypatch.setattr(images, "decode_chunk", killed_on_the_fourth_chunk)
     with pytest.raises(KeyboardInterrupt):
         ImageCache(paths, tmp_path / "killed", key="k", workers=1).prepare([16, 24])
     assert not list((tmp_path / "killed").glob("k-*px.npy"))  # nothing finished is claimed
 
     calls.clear()
-    monkeypatch.setattr(images, "decode_chunk", lambda chunk, sizes, policy: calls.append(len(chunk)) or real(chunk, sizes, policy))
+    monkeypatch.setattr(images, "decode_chunk", lambda chunk, *args: calls.append(len(chunk)) or real(chunk, *args))
     resumed = ImageCache(paths, tmp_path / "killed", key="k", workers=1)
     resumed.prepare([16, 24])
     assert sum(calls) == 22 - 3 * 4  # only what the three recorded chunks had not written

