@@ -6,11 +6,15 @@ phase 2 at a time: BatchNorm on batch statistics, the image size, augmentation. 
 has no dropout: timm's drop_rate is 0 unless asked for.)
 
     PIPELINE_DATA=../shared/datasets python benchmarks/phase_jump.py plant-seedlings [--batchnorm adapt|frozen|batch]
+
+`--curves OUT.png LABEL=FOLD_DIR...` instead draws the training loss, step by step (smoothed over 10
+steps), of finished runs' folds (their steps.csv) on one plot, phases marked: before and after.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +49,28 @@ def mean_loss(model, images, labels, rows, size, augment, bn_batch_stats, prepar
     return float(np.mean(losses))
 
 
+def curves(out: Path, fold_dirs: list[tuple[str, Path]]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for label, d in fold_dirs:
+        steps = pd.read_csv(d / "steps.csv")
+        ax.plot(np.arange(len(steps)), steps["loss"].rolling(10, min_periods=1).mean(), lw=1, label=label)
+    starts = np.flatnonzero(np.diff(steps["phase"].to_numpy())) + 1
+    for s in starts:
+        ax.axvline(s, color="grey", lw=0.5, ls="--")
+    ax.set(xlabel="step (dashed: a new phase)", ylabel="training loss (label smoothing included)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--curves"]:
+        return curves(Path(sys.argv[2]), [(a.partition("=")[0], Path(a.partition("=")[2])) for a in sys.argv[3:]])
     ap = argparse.ArgumentParser()
     ap.add_argument("competition")
     ap.add_argument("--fold", type=int, default=0)

@@ -9,6 +9,8 @@ from pipeline.competition import load
 from pipeline.images import ImageCache
 from pipeline.preprocess import green_mask, green_plants
 
+from conftest import shrink
+
 
 def seedling(seed: int, size: int = 60) -> np.ndarray:
     """A green leaf and a thin green blade on brown gravel and a white ruler, as RGB."""
@@ -86,3 +88,33 @@ def test_a_competition_names_its_preprocessing_and_may_write_its_own(tmp_path, m
     with pytest.raises(PipelineError, match=r"leafy/competition.py: `preprocess` is a function"):
         load("leafy")
 
+
+
+def test_pipeline_run_trains_and_predicts_on_the_preprocessed_images(tmp_path, monkeypatch, workdir):
+    """`preprocess = green_plants` in a definition: a whole run sees the cut-out images, training and
+    test alike, and changing the preprocessing trains again rather than reuse the earlier folds."""
+    from pipeline.run import run_all, start
+    monkeypatch.setenv("PIPELINE_COMPETITIONS", str(tmp_path / "competitions"))
+    folder = write_competition(tmp_path, "from pipeline.preprocess import green_plants\npreprocess = green_plants\n")
+    data = tmp_path / "leafy-data"
+    for c in ("a", "b"):
+        write(data / "train" / c, n=6)
+    write(data / "test", n=3)
+    (data / "sample_submission.csv").write_text("id,label\n" + "".join(f"{i}.png,a\n" for i in range(3)))
+    r = start("leafy", data=str(data), log=lambda *a: None, train_folds=(0,), folds=2, tta=1)
+    r.recipe = shrink(r.recipe)
+    run_all(r)
+    caches = sorted(p.name for p in (workdir / "data" / "cache" / "leafy").glob("*.npy"))
+    assert caches and all("-green_plants-" in n for n in caches)
+    for images in (r.train_images, r.test_images):
+        x = np.asarray(images[32])
+        assert (x == 0).all(-1).mean() > 0.5  # the gravel is black: these are the cut-out images
+    # another preprocessing: the data's key changes, so the folds train again
+    (folder / "competition.py").write_text((folder / "competition.py").read_text().replace(
+        "preprocess = green_plants", "def darker(img):\n    return img // 2\npreprocess = darker"))
+    log = []
+    r = start("leafy", data=str(data), log=lambda *a: log.append(" ".join(map(str, a))), train_folds=(0,), folds=2,
+              tta=1)
+    r.recipe = shrink(r.recipe)
+    run_all(r)
+    assert " fold 0 of 2" in log and not any("skipped" in line for line in log)
