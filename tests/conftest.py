@@ -61,8 +61,9 @@ def make_plant_data(root: Path, per_class: int = 5, n_test: int = 7) -> Path:
 
 def shrink(recipe: Recipe, size: int = 32) -> Recipe:
     """The same recipe (phases, freezing, rates, schedules) on timm's tiny test model, one epoch a phase."""
-    # one epoch a phase; an SGDR phase keeps one whole cycle so its schedule stays valid
-    phases = tuple(replace(p, size=size, epochs=p.cycle_len if p.schedule == "sgdr" else 1)
+    # one epoch a phase; an SGDR phase keeps one whole cycle so its schedule stays valid, and an
+    # SWA round two, so that it averages two sets of weights
+    phases = tuple(replace(p, size=size, epochs=2 if p.swa else p.cycle_len if p.schedule == "sgdr" else 1)
                    for p in recipe.phases)
     return replace(recipe, arch="test_efficientnet", weights="none", phases=phases)
 

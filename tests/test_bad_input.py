@@ -103,7 +103,7 @@ PLANT = ["run", "plant-seedlings", "--arch", "test_efficientnet", "--weights", "
     (["--batch-size", "0"], "batch_size=0; images per batch, at least 1"),
     (["--seed", "-1"], "seed=-1; a whole number from 0 to 2**32 - 1"),
     (["--snapshots", "phase9-epoch1"], "no snapshot 'phase9-epoch1': the recipe takes one per cycle end, phase1-epoch2"),
-    (["--snapshots", "99"], "snapshots=99, but the recipe takes 4"),
+    (["--snapshots", "99"], "snapshots=99, but the recipe takes 6"),
     (["--arch", "no_such_net"], "unknown model 'no_such_net'"),
 ])
 def test_settings_are_checked_before_anything_is_trained(workdir, plant_data, capsys, args, said):
