@@ -98,7 +98,7 @@ def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *,
     seed = recipe.seed * 1000 + index
     if phase.precompute:
         net, train_ds, valid_ds, prepare = _head_on_features(model, phase, data, dev, recipe, feature_cache,
-                                                             pristine_body(recipe, index), log)
+                                                             pristine_body(recipe, index), prepare, log)
         plain_ds = train_ds
     else:
         imgs, labels, t, v = data.images[phase.size], data.labels, data.train_idx, data.valid_idx
@@ -286,7 +286,7 @@ def pristine_body(recipe: Recipe, phase_index: int) -> bool:
 
 
 def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: Recipe,
-                      cache: dict | None, shareable: bool, log: Callable):
+                      cache: dict | None, shareable: bool, prepare: Callable, log: Callable):
     """The classifier and datasets of (activation, label) pairs for a precompute phase. With
     recipe.batchnorm "adapt", the body's statistics are first recomputed on the fold's training
     images (batchnorm.py): its activations are then the fold's own."""
@@ -296,7 +296,7 @@ def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: 
         if recipe.batchnorm == "adapt":
             t0 = time.time()
             batchnorm.adapt(model, data.images[phase.size], data.train_idx, recipe.batch_size, recipe.seed, dev,
-                            dev.place(model))
+                            prepare)
             log(f"  BatchNorm statistics recomputed on the fold's {len(data.train_idx)} training images "
                 f"at {phase.size}px in {time.time() - t0:.0f}s")
         feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2, log).cpu()
