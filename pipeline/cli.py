@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = parser().parse_args(argv)
     rank = os.environ.get("RANK", "0")
+    before = signal.getsignal(signal.SIGTERM)
     stop_on_sigterm()
     try:
         if args.command == "list":
@@ -227,33 +229,43 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "snapshots":
             from .run import list_snapshots
             print(list_snapshots(args.competition, args.run))
-    except PipelineError as e:
-        print(f"pipeline: error: {'' if rank == '0' else f'rank {rank}: '}{e}", file=sys.stderr)
+    except BaseException as e:
+        # The run is ending. torchrun sends every rank SIGTERM once one fails, and a SIGTERM now
+        # would cut this line short with a traceback: later ones are ignored
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return ending(e, rank)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if "torch.distributed" in sys.modules:
+            from .distributed import finish
+            finish()
+        signal.signal(signal.SIGTERM, before)
+    return 0
+
+
+def ending(e: BaseException, rank: str) -> int:
+    """The exit code for a run that stopped on `e`, having said why in one line; `e` itself
+    (a traceback) when it is not one we can say in a line."""
+    who = "" if rank == "0" else f"rank {rank}: "
+    if isinstance(e, PipelineError):
+        print(f"pipeline: error: {who}{e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:
+    if isinstance(e, KeyboardInterrupt):
         why = "stopped by SIGTERM" if str(e) == "SIGTERM" else "interrupted"
-        print(f"pipeline: {'' if rank == '0' else f'rank {rank}: '}{why}; run the same command again to resume",
-              file=sys.stderr)
+        print(f"pipeline: {who}{why}; run the same command again to resume", file=sys.stderr)
         return 130
-    except OSError as e:  # a folder made or a file opened outside files.atomic_path
+    if isinstance(e, OSError):  # a folder made or a file opened outside files.atomic_path
         from .files import unwritable
         said = unwritable(e, Path(e.filename or "."))
-        if not isinstance(said, PipelineError):
-            raise
-        print(f"pipeline: error: {said}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        if not lost_rank(e):
-            raise
+        if isinstance(said, PipelineError):
+            print(f"pipeline: error: {said}", file=sys.stderr)
+            return 2
+    if isinstance(e, RuntimeError) and lost_rank(e):
         said = re.sub(r"^\[[^\]]*\]\s*", "", str(e).splitlines()[0]).split(". ")[0][:160]  # gloo: "[file:line] why. ..."
         print(f"pipeline: error: rank {rank}: another rank stopped or stopped answering ({said}); "
               f"run the same command again to resume", file=sys.stderr)
         return 1
-    finally:
-        if "torch.distributed" in sys.modules:
-            from .distributed import finish
-            finish()
-    return 0
+    raise e
 
 
 def lost_rank(e: RuntimeError) -> bool:

@@ -71,6 +71,18 @@ def test_sigterm_is_recorded_as_interrupted_and_said_in_one_line(workdir):
     assert not is_held(run_dir / RUN_LOCK)
 
 
+
+def test_a_sigterm_while_a_run_is_ending_is_ignored_not_a_traceback(monkeypatch, capsys, workdir):
+    # torchrun sends every rank SIGTERM once one fails, often while a rank is already saying why
+    # it stopped: that line must stay the last word, not a KeyboardInterrupt's traceback
+    import pipeline.distributed  # (imports torch.distributed: main's cleanup then calls finish)
+    monkeypatch.setattr(pipeline.distributed, "finish", lambda: os.kill(os.getpid(), signal.SIGTERM))
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["list"]) == 0
+    assert main(["run", "no-such-competition"]) == 2
+    assert "pipeline: error:" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # and the caller's handler back afterwards
+
 WRITER = """
 import sys, time
 from pathlib import Path
