@@ -1,8 +1,10 @@
 """A fold's ensemble: the snapshots taken at cycle ends (the learning rate's low points), the
-SWA model, and the TTA views, averaged as probabilities; and the score of each ingredient alone.
+SWA and EMA models, and the TTA views, averaged as probabilities; and the score of each
+ingredient alone.
 
 Which weights predict: the recipe's `snapshots` (the last N, or some by name), else its single
-checkpoint (last or best epoch); plus the SWA model when the recipe averages weights.
+checkpoint (last or best epoch); plus the SWA model when the recipe averages weights, and the
+EMA model when it keeps one.
 """
 from __future__ import annotations
 
@@ -14,10 +16,14 @@ import numpy as np
 import torch
 
 from . import PipelineError
+from .averages import MovingAverage, WeightAverage
 from .device import Device
 from .images import ImageCache
 from .predict import load_checkpoint, predict_views
 from .recipe import Recipe
+
+
+AVERAGED = {a.file: a.name for a in (WeightAverage, MovingAverage)}  # file -> ingredient name
 
 
 def snapshots(fold_dir: Path) -> list[Path]:
@@ -41,8 +47,9 @@ def members(fold_dir: Path, recipe: Recipe) -> tuple[Path, list[Path]]:
             raise PipelineError(f"{fold_dir / 'snapshots'}: no snapshot {missing[0]!r}; "
                                 f"there are {', '.join(names)}")
         chosen = [names[n.removesuffix(".pt")] for n in recipe.snapshots]
-    swa = [fold_dir / "swa.pt"] if recipe.averages_weights else []
-    return base, (chosen or [base]) + swa
+    averaged = [fold_dir / a.file for a, kept in ((WeightAverage, recipe.averages_weights),
+                                                  (MovingAverage, recipe.ema > 0)) if kept]
+    return base, (chosen or [base]) + averaged
 
 
 def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, valid: np.ndarray,
@@ -55,7 +62,7 @@ def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, v
         t0 = time.time()
         model, ckpt = load_checkpoint(path, dev)
         tags = ckpt.get("multilabel", False)
-        same = "swa" if path.name == "swa.pt" else (ckpt["phase"], ckpt["epoch"])
+        same = path.name if path.name in AVERAGED else (ckpt["phase"], ckpt["epoch"])
         if same not in preds:
             preds[same] = {"oof": predict_views(model, train_images[ckpt["size"]], recipe.tta, dev,
                                                 recipe.batch_size * 2, f"{desc} OOF {path.stem}", tags, rows=valid)}
@@ -72,8 +79,9 @@ def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, v
     snaps = [m for m in members if m.parent.name == "snapshots"]
     if snaps:
         ingredients[f"{len(snaps)} snapshots, 1 view"] = np.mean([preds[m]["oof"][plain] for m in snaps], 0)
-    if members[-1].name == "swa.pt":
-        ingredients["SWA, 1 view"] = preds[members[-1]]["oof"][plain]
+    for m in members:
+        if m.name in AVERAGED:
+            ingredients[f"{AVERAGED[m.name]}, 1 view"] = preds[m]["oof"][plain]
     if members != [base]:
         ingredients[f"ensemble of {', '.join(m.stem for m in members)}, {label}"] = \
             np.mean([preds[m]["oof"][0] for m in members], 0)
@@ -81,10 +89,10 @@ def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, v
 
 
 def describe(run_dir: Path) -> str:
-    """One line per snapshot and SWA model of every fold: image size and validation scores."""
+    """One line per snapshot, SWA and EMA model of every fold: image size and validation scores."""
     lines = []
     for fold_dir in sorted(p for p in run_dir.glob("fold*") if p.is_dir()):
-        for path in snapshots(fold_dir) + [p for p in [fold_dir / "swa.pt"] if p.exists()]:
+        for path in snapshots(fold_dir) + [p for p in (fold_dir / f for f in AVERAGED) if p.exists()]:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             scores = "  ".join(f"{k} {v:.4f}" for k, v in ckpt["history"].items()
                                if k not in ("phase", "epoch", "size", "seconds"))

@@ -47,8 +47,10 @@ def set_schedule(optimizer, phase: Phase, step: int, steps_per_epoch: int) -> tu
 
 
 def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepare: Callable,
-                    dev: Device, label_smoothing: float, desc: str) -> list[dict]:
-    """One pass over `loader`; returns one row per step (lr, momentum, loss)."""
+                    dev: Device, label_smoothing: float, desc: str,
+                    after_step: Callable[[], None] | None = None) -> list[dict]:
+    """One pass over `loader`, calling `after_step()` after each optimizer step; returns one row
+    per step (lr, momentum, loss)."""
     steps, rows = len(loader), []
     scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
     bar = progress_bar(loader, desc, unit="batches", dynamic_ncols=True)
@@ -62,6 +64,8 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if after_step is not None:
+            after_step()
         loss = loss.item()
         g = optimizer.param_groups[-1]  # the fastest group: the head's, or the latest unfrozen
         rows.append({"step": step, "lr": g["lr"], "momentum": g["betas"][0], "loss": loss})

@@ -54,6 +54,8 @@ class Recipe:
     tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
     checkpoint: str = "last"          # which weights predict: "last" epoch or "best" validation score
     snapshots: int | tuple[str, ...] = 0  # predict with the last N cycle-end snapshots, or these by name
+    ema: float = 0.0                  # keep an exponential moving average of the weights, this decay per step,
+                                      # and predict with it too (ema.pt); 0: none
     seed: int = 0
 
     def fold_list(self) -> list[int]:
@@ -170,6 +172,8 @@ SETTINGS = (
             "epoch end, BatchNorm recomputed; replaces the recipe's SWA phases; 0: none", metavar="EPOCHS"),
     Setting("swa_schedule", str, "SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)",
             choices=("sgdr", "constant")),
+    Setting("ema", float, "also predict with an exponential moving average of the weights, this decay per "
+            "training step (e.g. 0.998: about the last 500 steps), BatchNorm recomputed; 0: none", metavar="DECAY"),
     Setting("hard_negatives", float, "mining round: this fraction of each fold's hardest training images added "
             "twice more to one more epoch; replaces the recipe's mining phases; 0: none", metavar="FRACTION"),
 )
@@ -230,6 +234,9 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         raise PipelineError(f"{where}: seed={recipe.seed}; a whole number from 0 to 2**32 - 1")
     if isinstance(recipe.snapshots, int) and recipe.snapshots < 0:
         raise PipelineError(f"{where}: snapshots={recipe.snapshots}; 0 (off), a count, or snapshot names")
+    if not 0 <= recipe.ema < 1:
+        raise PipelineError(f"{where}: ema={recipe.ema}; the moving average's decay per step, in (0, 1), "
+                            f"e.g. 0.998; 0 for none")
     if not 0 <= recipe.random_crop <= 1:
         raise PipelineError(f"{where}: random_crop={recipe.random_crop}; the smallest share of an image's area "
                             f"a crop keeps, in (0, 1]; 0 for no random crops")

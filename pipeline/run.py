@@ -224,7 +224,8 @@ def train_key(r: Run, k: int) -> str:
     weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
     return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
                        rc.weight_decay, rc.label_smoothing, rc.random_crop, rc.oversample, rc.seed, r.comp.classes,
-                       r.comp.multilabel, r.comp.symmetry, r.comp.resize, rc.batchnorm)
+                       r.comp.multilabel, r.comp.symmetry, r.comp.resize, rc.batchnorm,
+                       *([rc.ema] if rc.ema else []))  # (runs from before the EMA keep their keys)
 
 
 def own_folds(r: Run) -> list[int]:
@@ -346,7 +347,7 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
 
 
 def list_snapshots(comp_name: str, run: str | None = None, workdir: Workdir | None = None) -> str:
-    """`pipeline snapshots`: each fold's snapshots and SWA model with their size and validation score."""
+    """`pipeline snapshots`: each fold's snapshots and SWA and EMA models with their size and validation score."""
     folder = (workdir or Workdir.default()).existing_run(load(comp_name).name, run)
     return f"{folder}:\n" + ensemble.describe(folder)
 

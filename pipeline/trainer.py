@@ -1,8 +1,9 @@
 """The shared trainer: how one fold trains. `fit` loops over the recipe's phases, each a loop
 over epochs of `train_one_epoch` then `validate` (epochs.py), and is resumable after every epoch
 from its `Progress` (state.pt). `setup_phase` builds what a phase trains and on what, for `fit`
-and the learning-rate range test alike. SWA (swa.py) and hard-negative mining (mining.py) are
-phases of the recipe; the loop averages at their points and adds the mined images.
+and the learning-rate range test alike. SWA and hard-negative mining (mining.py) are phases of
+the recipe; the loop averages at their points and adds the mined images, and keeps the EMA of
+the weights after every step when the recipe asks (averages.py).
 
 A phase fixes the image size, which layer groups are frozen, the peak learning rate of each
 group and the schedule. Progressive resizing is simply a later phase at a larger size on the same
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from . import batchnorm
+from .averages import MovingAverage, WeightAverage
 from .checkpoints import checkpoint, save, snapshot_name
 from .device import Device
 from .epochs import body_features, epoch_loader, make_optimizer, train_one_epoch, validate
@@ -35,7 +37,6 @@ from .mining import mine_hard_examples
 from .models import freeze, layer_groups
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
-from .swa import WeightAverage
 from .transforms import ImageDataset, random_flips, train_augment
 
 
@@ -124,6 +125,7 @@ class Progress:
     steps: list = field(default_factory=list)    # one row per step (steps.csv)
     best: float | None = None        # the best validation score so far (best.pt)
     swa: dict | None = None          # the running weight average
+    ema: dict | None = None          # the exponential moving average of the weights
     mined: np.ndarray | None = None  # the mining phase's hard examples, kept for its later epochs
     found: dict = field(default_factory=dict)  # phase index -> the rate its range test chose
 
@@ -141,13 +143,13 @@ class Progress:
     def save(self, path: Path) -> None:
         save(dict(vars(self)), path)  # (not asdict: it would deep-copy every tensor)
 
-    def finished(self, setup: PhaseSetup, epoch: int, swa: "WeightAverage") -> None:
+    def finished(self, setup: PhaseSetup, epoch: int, swa: WeightAverage, ema: MovingAverage) -> None:
         """Epoch `epoch` of `setup`'s phase is done: the state to resume from after it."""
         done = epoch + 1 == setup.phase.epochs
         self.phase, self.epoch = setup.index + done, 0 if done else epoch + 1
         self.model, self.rng = setup.model.state_dict(), torch.get_rng_state()
         self.optimizer = None if done else setup.optimizer.state_dict()
-        self.swa = swa.state_dict()
+        self.swa, self.ema = swa.state_dict(), ema.state_dict()
 
     def first_epoch(self, setup: PhaseSetup) -> int:
         """Where `setup`'s phase starts: 0, or inside it (its optimizer restored) when resuming."""
@@ -161,7 +163,8 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         dev: Device, symmetry: str = "hflip", feature_cache: dict | None = None,
         log: Callable = print, on_epoch: Callable[[int, float], None] | None = None) -> pd.DataFrame:
     """Train one fold through the recipe's phases. Writes to `out_dir`: last.pt, best.pt,
-    snapshots/ (the weights at every cycle end), swa.pt (when a phase averages weights),
+    snapshots/ (the weights at every cycle end), swa.pt (when a phase averages weights), ema.pt
+    (when the recipe keeps a moving average),
     hard_negatives.csv (when one mines), history.csv (one row per epoch), steps.csv (one per
     step), and state.pt after every epoch, from which a killed run resumes exactly. With several
     ranks training it together (dev.group), all train and rank 0 alone writes. `on_epoch(step,
@@ -178,7 +181,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         progress = Progress(key)
         if main:
             _clear_outputs(out_dir)
-    swa = WeightAverage(model, progress.swa)
+    swa, ema = WeightAverage(model, progress.swa), MovingAverage(model, recipe.ema, progress.ema)
     for pi in range(progress.phase, len(recipe.phases)):
         phase = _rate_found(model, recipe, pi, data, dev, symmetry, feature_cache, progress.found, log)
         setup = setup_phase(model, recipe, pi, data, dev=dev, symmetry=symmetry, feature_cache=feature_cache,
@@ -188,7 +191,8 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             progress.mined = _mine(setup, out_dir / "hard_negatives.csv", log)
         extra = np.repeat(progress.mined, phase.mine_repeat) if phase.mine else None
         for epoch in range(first, phase.epochs):
-            row = run_epoch(setup, epoch, extra, metric, progress, log)
+            row = run_epoch(setup, epoch, extra, metric, progress, log,
+                            after_step=ema.update if recipe.ema and not phase.precompute else None)
             ckpt = checkpoint(model, recipe, row, data.multilabel)
             improved = progress.best is None or metric.better(row[metric.name], progress.best)
             progress.best = row[metric.name] if improved else progress.best
@@ -198,13 +202,14 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
                 save(ckpt, out_dir / "snapshots" / snapshot_name(pi, epoch))
             if phase.swa and epoch + 1 in averaging_points(phase):
                 swa.update()
-            progress.finished(setup, epoch, swa)
+            progress.finished(setup, epoch, swa, ema)
             if main:
                 progress.save(out_dir / "state.pt")
             if on_epoch is not None:
                 on_epoch(len(progress.history) - 1, row[metric.name])
-    if swa.averaged is not None:
-        swa.finish(recipe, data, metric, out_dir, dev, symmetry, log)
+    for average in (swa, ema):
+        if average.averaged is not None:
+            average.finish(recipe, data, metric, out_dir, dev, symmetry, log)
     if main:
         save(checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
         write_csv(out_dir / "steps.csv", pd.DataFrame(progress.steps))
@@ -215,15 +220,16 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
 
 
 def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: Metric, progress: Progress,
-              log: Callable) -> dict:
-    """Train one epoch of the phase, validate, add the epoch's rows to `progress`; returns the
-    epoch's history row."""
+              log: Callable, after_step: Callable[[], None] | None = None) -> dict:
+    """Train one epoch of the phase (`after_step()` after each step), validate, add the epoch's
+    rows to `progress`; returns the epoch's history row."""
     t0, phase, pi, dev = time.time(), setup.phase, setup.index, setup.dev
     where = f"phase {pi + 1}/{len(setup.recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
     train_dl = setup.loader(epoch, extra)
     setup.train_mode()
     rows = train_one_epoch(setup.train_net, train_dl, setup.optimizer, phase=phase, epoch=epoch,
-                           prepare=setup.train_prepare(epoch), dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where)
+                           prepare=setup.train_prepare(epoch), dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where,
+                           after_step=after_step)
     valid_loss, probs = validate(setup.net, setup.valid_ds, setup.recipe.batch_size * 2, setup.prepare, dev)
     score = metric(setup.data.labels[setup.data.valid_idx], probs)
     train_loss = float(np.mean([r["loss"] for r in rows]))
@@ -237,7 +243,7 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
 
 def _clear_outputs(out_dir: Path) -> None:
     shutil.rmtree(out_dir / "snapshots", ignore_errors=True)
-    for f in ("swa.pt", "hard_negatives.csv"):
+    for f in (WeightAverage.file, MovingAverage.file, "hard_negatives.csv"):
         (out_dir / f).unlink(missing_ok=True)
 
 

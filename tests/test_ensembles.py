@@ -1,5 +1,6 @@
 """Snapshots at cycle ends, SWA (the mean of the weights at its averaging points, BatchNorm
-recomputed), hard-negative mining, and the predict stage that averages them and scores each."""
+recomputed), the EMA of the weights, hard-negative mining, and the predict stage that averages
+them and scores each."""
 from dataclasses import replace
 
 import numpy as np
@@ -12,6 +13,7 @@ from pipeline import PipelineError
 from pipeline.cli import main, parser
 from pipeline.competition import load
 from pipeline.metrics import accuracy
+from pipeline.averages import MovingAverage
 from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe, mining_round, swa_round, validate
 from pipeline.run import list_snapshots, run_all, start
@@ -77,6 +79,33 @@ def test_swa_is_the_mean_of_the_weights_at_each_cycle_end_with_batchnorm_recompu
         assert not torch.allclose(swa["model"][k], sum(p[k] for p in points) / 3)
 
 
+def test_ema_is_the_moving_average_of_the_weights_after_each_step_that_trains_the_body(tmp_path, monkeypatch):
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, ema=0.8, phases=(
+        Phase(size=24, epochs=1, lr=1e-2, frozen=("early", "late"), precompute=True),
+        Phase(size=24, epochs=2, lr=1e-2)))
+    seen, update = [], MovingAverage.update
+
+    def recording(self):
+        seen.append({k: v.detach().clone() for k, v in self.model.named_parameters()})
+        update(self)
+    monkeypatch.setattr(MovingAverage, "update", recording)
+    _, out, log = train(tmp_path, tiny_data(tmp_path), recipe)
+    steps = pd.read_csv(out / "steps.csv")
+    assert len(seen) == (steps["phase"] == 1).sum() == 6  # the body's steps, not the head's on activations
+    expected = dict(seen[0])
+    for weights in seen[1:]:
+        expected = {k: 0.8 * expected[k] + 0.2 * weights[k] for k in expected}
+    ema = read_ckpt(out / "ema.pt")
+    for k in expected:
+        torch.testing.assert_close(ema["model"][k], expected[k])
+    assert ema["size"] == 24 and any(line.startswith("  EMA: averaged weights") for line in log)
+    last = read_ckpt(out / "last.pt")["model"]
+    bn = [k for k in last if k.endswith("running_var")]
+    assert bn and all(not torch.allclose(ema["model"][k], last[k]) for k in bn)  # recomputed, not copied
+    with pytest.raises(PipelineError, match="ema=1.0; the moving average's decay per step"):
+        validate(replace(recipe, ema=1.0), ["early", "late", "head"], "test")
+
+
 def test_recompute_bn_averages_every_batch_and_leaves_frozen_layers_alone():
     torch.manual_seed(0)
     model = nn.Sequential(nn.BatchNorm1d(4), nn.BatchNorm1d(4))
@@ -133,7 +162,7 @@ def test_the_mining_round_adds_the_mined_images_to_every_epoch(tmp_path):
 
 def test_a_run_killed_in_the_mining_and_swa_rounds_resumes_to_the_same_weights(tmp_path):
     first = Phase(size=24, epochs=1, lr=1e-2)
-    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, phases=(
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, ema=0.9, phases=(
         first, mining_round(first, fraction=0.25, epochs=2), swa_round(first, epochs=3)))
     data = tiny_data(tmp_path)
     kills = ["phase 2/3 epoch 2/2", "phase 3/3 epoch 3/3"]  # each fires once, before its epoch is saved
@@ -151,7 +180,7 @@ def test_a_run_killed_in_the_mining_and_swa_rounds_resumes_to_the_same_weights(t
     _, killed, log = train(tmp_path, data, recipe, "killed")
     assert any("resuming at phase 3, epoch 3" in l for l in log) and not any("mined" in l for l in log)
     _, straight, _ = train(tmp_path, data, recipe, "straight")
-    for f in ("swa.pt", "last.pt"):
+    for f in ("swa.pt", "ema.pt", "last.pt"):
         a, b = read_ckpt(killed / f)["model"], read_ckpt(straight / f)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a), f
     assert (killed / "hard_negatives.csv").read_text() == (straight / "hard_negatives.csv").read_text()
@@ -164,15 +193,15 @@ class Log(list):
 
 def test_predict_stage_averages_snapshots_and_swa_and_scores_each_ingredient(workdir, plant_data):
     recipe = replace(shrink(load("plant-seedlings").recipes["cpu"]), train_folds=(0,), tta=2,
-                     snapshots=2).with_overrides(swa=2)
+                     snapshots=2).with_overrides(swa=2, ema=0.9)
     result = run_all(start("plant-seedlings", recipe=recipe, data=str(plant_data), log=Log()))
     run_dir = workdir / "data" / "runs" / "plant-seedlings" / "custom"
     names = [i["ingredient"] for i in result["ensemble"]["ingredients"]]
     assert names == ["last checkpoint, 1 view", "last checkpoint, 2 views", "2 snapshots, 1 view", "SWA, 1 view",
-                     "ensemble of phase5-epoch1, phase5-epoch2, swa, 2 views"]
+                     "EMA, 1 view", "ensemble of phase5-epoch1, phase5-epoch2, swa, ema, 2 views"]
     assert result["ensemble"]["ingredients"][-1]["micro_f1"] == result["oof"]
     listing = list_snapshots("plant-seedlings")
-    assert "phase5-epoch2" in listing and "swa" in listing and "32px" in listing
+    assert "phase5-epoch2" in listing and "swa" in listing and "ema" in listing and "32px" in listing
 
     # any subset by name re-runs prediction only; a name that is not there is a clear error
     log = Log()
@@ -180,7 +209,7 @@ def test_predict_stage_averages_snapshots_and_swa_and_scores_each_ingredient(wor
                            data=str(plant_data), log=log))
     assert "[train] up to date, skipped" in log and "[predict]" in log
     assert result["ensemble"]["ingredients"][-1]["ingredient"] == \
-        "ensemble of phase3-epoch1, phase5-epoch2, swa, 2 views"
+        "ensemble of phase3-epoch1, phase5-epoch2, swa, ema, 2 views"
     with pytest.raises(PipelineError, match="no snapshot 'phase9-epoch1'"):
         run_all(start("plant-seedlings", recipe=replace(recipe, snapshots=("phase9-epoch1",)),
                       data=str(plant_data), log=Log()))
@@ -189,9 +218,9 @@ def test_predict_stage_averages_snapshots_and_swa_and_scores_each_ingredient(wor
 
 def test_the_switches_on_the_command_line(workdir, capsys):
     args = parser().parse_args(["run", "plant-seedlings", "--snapshots", "3", "--swa", "2", "--swa-schedule",
-                                "constant", "--hard-negatives", "0.1", "--oversample", "max"])
-    assert (args.snapshots, args.swa, args.swa_schedule, args.hard_negatives, args.oversample) == \
-        (3, 2, "constant", 0.1, "max")
+                                "constant", "--hard-negatives", "0.1", "--oversample", "max", "--ema", "0.998"])
+    assert (args.snapshots, args.swa, args.swa_schedule, args.hard_negatives, args.oversample, args.ema) == \
+        (3, 2, "constant", 0.1, "max", 0.998)
     assert parser().parse_args(["run", "x", "--snapshots", "phase4-epoch3,phase5-epoch2"]).snapshots == \
         ("phase4-epoch3", "phase5-epoch2")
     assert main(["snapshots", "plant-seedlings"]) == 2
