@@ -12,6 +12,7 @@ from torch import nn
 
 from .device import Device
 from .labels import label_loss, probabilities
+from .mixing import Mixer
 from .models import normalization
 from .progress import bar as progress_bar
 from .recipe import Phase
@@ -48,9 +49,9 @@ def set_schedule(optimizer, phase: Phase, step: int, steps_per_epoch: int) -> tu
 
 def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepare: Callable,
                     dev: Device, label_smoothing: float, desc: str,
-                    after_step: Callable[[], None] | None = None) -> list[dict]:
-    """One pass over `loader`, calling `after_step()` after each optimizer step; returns one row
-    per step (lr, momentum, loss)."""
+                    after_step: Callable[[], None] | None = None, mix: Mixer | None = None) -> list[dict]:
+    """One pass over `loader`, each batch mixed by `mix` (mixup / cutmix) when given, calling
+    `after_step()` after each optimizer step; returns one row per step (lr, momentum, loss)."""
     steps, rows = len(loader), []
     scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
     bar = progress_bar(loader, desc, unit="batches", dynamic_ncols=True)
@@ -58,8 +59,14 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
         step = epoch * steps + i
         set_schedule(optimizer, phase, step, steps)
         x, y = prepare(x), y.to(dev.device, non_blocking=True)
+        own, partner = 1.0, None
+        if mix is not None:
+            x, own, partner = mix(x)
         with dev.autocast():
-            loss = label_loss(model(x), y, label_smoothing)
+            out = model(x)
+            loss = label_loss(out, y, label_smoothing)
+            if partner is not None:
+                loss = own * loss + (1 - own) * label_loss(out, y[partner], label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

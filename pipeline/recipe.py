@@ -54,6 +54,8 @@ class Recipe:
     tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
     checkpoint: str = "last"          # which weights predict: "last" epoch or "best" validation score
     snapshots: int | tuple[str, ...] = 0  # predict with the last N cycle-end snapshots, or these by name
+    mixup: float = 0.0                # blend training images in pairs: Beta(mixup, mixup) shares; 0: off
+    cutmix: float = 0.0               # paste a box of another image: Beta(cutmix, cutmix) of its area; 0: off
     ema: float = 0.0                  # keep an exponential moving average of the weights, this decay per step,
                                       # and predict with it too (ema.pt); 0: none
     seed: int = 0
@@ -172,6 +174,11 @@ SETTINGS = (
             "epoch end, BatchNorm recomputed; replaces the recipe's SWA phases; 0: none", metavar="EPOCHS"),
     Setting("swa_schedule", str, "SWA learning rate: annealed to 0 every epoch (sgdr) or held (constant)",
             choices=("sgdr", "constant")),
+    Setting("mixup", float, "mixup: blend each training batch with a shuffled copy of itself, shares drawn "
+            "from Beta(ALPHA, ALPHA) (e.g. 0.2), the loss shared the same way; 0: off", metavar="ALPHA"),
+    Setting("cutmix", float, "cutmix: paste a box of a shuffled partner into each training image, its area "
+            "drawn from Beta(ALPHA, ALPHA) (e.g. 1.0); with --mixup, one of the two per batch; 0: off",
+            metavar="ALPHA"),
     Setting("ema", float, "also predict with an exponential moving average of the weights, this decay per "
             "training step (e.g. 0.998: about the last 500 steps), BatchNorm recomputed; 0: none", metavar="DECAY"),
     Setting("hard_negatives", float, "mining round: this fraction of each fold's hardest training images added "
@@ -234,6 +241,9 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         raise PipelineError(f"{where}: seed={recipe.seed}; a whole number from 0 to 2**32 - 1")
     if isinstance(recipe.snapshots, int) and recipe.snapshots < 0:
         raise PipelineError(f"{where}: snapshots={recipe.snapshots}; 0 (off), a count, or snapshot names")
+    if recipe.mixup < 0 or recipe.cutmix < 0:
+        raise PipelineError(f"{where}: mixup={recipe.mixup}, cutmix={recipe.cutmix}; each an alpha > 0 "
+                            f"(e.g. mixup 0.2, cutmix 1.0), or 0 for off")
     if not 0 <= recipe.ema < 1:
         raise PipelineError(f"{where}: ema={recipe.ema}; the moving average's decay per step, in (0, 1), "
                             f"e.g. 0.998; 0 for none")

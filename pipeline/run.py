@@ -225,7 +225,8 @@ def train_key(r: Run, k: int) -> str:
     return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
                        rc.weight_decay, rc.label_smoothing, rc.random_crop, rc.oversample, rc.seed, r.comp.classes,
                        r.comp.multilabel, r.comp.symmetry, r.comp.resize, rc.batchnorm,
-                       *([rc.ema] if rc.ema else []))  # (runs from before the EMA keep their keys)
+                       # settings added later, named when set: runs from before them keep their keys
+                       *[(k, v) for k, v in (("ema", rc.ema), ("mixup", rc.mixup), ("cutmix", rc.cutmix)) if v])
 
 
 def own_folds(r: Run) -> list[int]:

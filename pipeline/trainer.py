@@ -34,6 +34,7 @@ from .labels import strata
 from .lr_find import RangeTest, range_test
 from .metrics import Metric
 from .mining import mine_hard_examples
+from .mixing import Mixer
 from .models import freeze, layer_groups
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
@@ -77,6 +78,14 @@ class PhaseSetup:
             return self.prepare
         flips = random_flips(self.symmetry, self.seed * 100 + epoch)
         return lambda x: self.prepare(x, flips)
+
+    def mixer(self, epoch: int) -> Mixer | None:
+        """The epoch's mixup / cutmix (mixing.py), or None: a precomputed head's activations are
+        not images. Its own stream of the epoch's seed (the loader's order draws from the other)."""
+        rc = self.recipe
+        if self.phase.precompute or not (rc.mixup or rc.cutmix):
+            return None
+        return Mixer(rc.mixup, rc.cutmix, [self.seed * 100 + epoch, 1])
 
     def train_mode(self) -> None:
         """Training mode, except for the BatchNorm of frozen groups (batchnorm.train_mode)."""
@@ -229,7 +238,7 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
     setup.train_mode()
     rows = train_one_epoch(setup.train_net, train_dl, setup.optimizer, phase=phase, epoch=epoch,
                            prepare=setup.train_prepare(epoch), dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where,
-                           after_step=after_step)
+                           after_step=after_step, mix=setup.mixer(epoch))
     valid_loss, probs = validate(setup.net, setup.valid_ds, setup.recipe.batch_size * 2, setup.prepare, dev)
     score = metric(setup.data.labels[setup.data.valid_idx], probs)
     train_loss = float(np.mean([r["loss"] for r in rows]))

@@ -161,8 +161,9 @@ def test_the_mining_round_adds_the_mined_images_to_every_epoch(tmp_path):
 
 
 def test_a_run_killed_in_the_mining_and_swa_rounds_resumes_to_the_same_weights(tmp_path):
+    # (with the EMA, mixup and cutmix on: their state and random draws resume too)
     first = Phase(size=24, epochs=1, lr=1e-2)
-    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, ema=0.9, phases=(
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, ema=0.9, mixup=0.4, cutmix=1.0, phases=(
         first, mining_round(first, fraction=0.25, epochs=2), swa_round(first, epochs=3)))
     data = tiny_data(tmp_path)
     kills = ["phase 2/3 epoch 2/2", "phase 3/3 epoch 3/3"]  # each fires once, before its epoch is saved
