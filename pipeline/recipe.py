@@ -121,6 +121,15 @@ def _continue(last: Phase) -> Phase:
     return replace(last, lr=rates, precompute=False, swa=False, mine=0.0, cycle_len=1, cycle_mult=1)
 
 
+def follow(round_: Phase, before: Phase, after: Phase) -> Phase:
+    """An SWA or mining round that continued `before` as the helpers build it, built again to
+    continue `after` (a tuning trial changed that phase's rate or size); a round written some
+    other way stays as it is."""
+    own = dict(epochs=round_.epochs, schedule=round_.schedule, swa=round_.swa, mine=round_.mine,
+               mine_repeat=round_.mine_repeat)
+    return replace(_continue(after), **own) if round_ == replace(_continue(before), **own) else round_
+
+
 def _replace_rounds(phases: tuple[Phase, ...], kind: str, new: Phase | None) -> tuple[Phase, ...]:
     """`phases` without those of `kind` ("swa" or "mine"), plus `new`: a mining round goes before
     any SWA phase (the averaged weights are the run's last word), an SWA round last."""

@@ -22,7 +22,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
 from . import PipelineError
-from .recipe import Phase, Recipe, differential
+from .recipe import Phase, Recipe, differential, follow, ordinary
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,10 @@ def apply(recipe: Recipe, params: dict[str, Any]) -> Recipe:
         mine = {q[1]: v for k, v in params.items() if (q := _phase_name(k)) and q[0] == i + 1}
         if mine:
             phases[i] = _phase(p, mine)
+    # the rounds continue the last ordinary phase at half its rates: they follow a change to it
+    before, after = ordinary(recipe.phases), ordinary(tuple(phases))
+    if after != before:
+        phases = [follow(p, before, after) if p.swa or p.mine else p for p in phases]
     return replace(recipe, phases=tuple(phases))
 
 
@@ -130,12 +134,11 @@ def _phase_name(name: str) -> tuple[int, str] | None:
 def _phase(p: Phase, values: dict[str, Any]) -> Phase:
     rates = p.lr if isinstance(p.lr, tuple) else None
     head = values.get("lr", rates[-1] if rates else p.lr)
+    lr = p.lr  # (a trial that sets only epochs or size keeps the phase's rates, differential ones too)
     if "ratio" in values:
         lr = differential(head, len(rates) if rates else 3, values["ratio"])
-    elif "lr" in values and rates:
-        lr = tuple(r * head / rates[-1] for r in rates)  # the body keeps its share of the head's rate
-    else:
-        lr = head
+    elif "lr" in values:
+        lr = tuple(r * head / rates[-1] for r in rates) if rates else head  # the body keeps its share
     return replace(p, lr=lr, epochs=values.get("epochs", p.epochs), size=values.get("size", p.size))
 
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import optuna
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.competition import load
-from pipeline.recipe import Phase, Recipe
+from pipeline.recipe import Phase, Recipe, swa_round
 from pipeline.search import apply, source
 from pipeline.tune import storage_for, tune
 from pipeline.workdir import Workdir
@@ -172,6 +173,16 @@ def test_the_recipe_source_round_trips():
     assert changed.phases[3].lr == (2e-3 / 16, 2e-3 / 4, 2e-3) and changed.phases[0].lr == 5e-3
     # the body keeps its share: the recipe's own ratio, 2.8
     assert apply(recipe, {"phase4.lr": 2e-3}).phases[3].lr == pytest.approx((2e-3 / 2.8 ** 2, 2e-3 / 2.8, 2e-3))
+    # a trial that sets a phase's epochs or size keeps its differential rates
+    assert apply(recipe, {"phase4.epochs": 3, "phase3.size": 96}).phases[2:4] == \
+        (replace(recipe.phases[2], size=96), replace(recipe.phases[3], epochs=3))
+    # the SWA round continues phase 4 at half its rates and size: it follows the trial's phase 4
+    assert changed.phases[4] == swa_round(changed.phases[3], epochs=2)
+    longer = apply(recipe, {"phase4.size": 192, "phase5.epochs": 3}).phases
+    assert longer[4] == swa_round(longer[3], epochs=3) and longer[4].size == 192
+    own = apply(recipe, {"phase4.lr": 2e-3, "phase5.lr": 1e-4}).phases[4]  # a round the trial set itself stays so
+    assert own.lr == pytest.approx((1e-4 / 2.8 ** 2, 1e-4 / 2.8, 1e-4))
+    assert apply(recipe, {"phase1.lr": 5e-3}).phases[4] == recipe.phases[4]
     with pytest.raises(PipelineError):
         from pipeline.search import check
         check({"phase4.size": object()}, recipe, "x")
