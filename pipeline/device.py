@@ -2,6 +2,8 @@
 alone, or data-parallel with the other ranks of a `Group` (distributed.py)."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -38,6 +40,7 @@ class Device:
             return cls(dev, amp, workers=min(8, os.cpu_count() or 1), compile=compile, flips_on_device=True)
         # on a CPU, loader workers would take cores from the model; augmenting small cached
         # images in the main process costs far less than the forward/backward pass
+        keep_freed_memory()
         return cls(dev, None, workers=0, compile=compile)
 
     def place(self, model: nn.Module) -> Callable[..., torch.Tensor]:
@@ -65,3 +68,25 @@ class Device:
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep the memory of freed activations for the next batch. By default it maps
+    each block over its threshold afresh and trims the heap's free top, so every batch's
+    activations (tens of MB) are page-faulted in and zeroed by the kernel again: on a 2-core CPU
+    that was a third of prediction's time (benchmarks/RESULTS.md, issue 17). Blocks up to 32 MB
+    (glibc's most) now come from the heap, which keeps up to 1 GiB free. What jemalloc or
+    tcmalloc under LD_PRELOAD would do, from inside the process. Returns whether it applied
+    (False off glibc: macOS, musl)."""
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name)
+        libc.gnu_get_libc_version  # glibc only: other C libraries have no (or another) mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return all(libc.mallopt(k, v) == 1 for k, v in
+               ((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20)))
