@@ -9,6 +9,8 @@ run folder (<study>-<number>) and registry row, so `pipeline report` ranks trial
   of a staged recipe suits it: Hyperband's first rungs judge after an epoch or two, where a
   head trained on frozen features ranks trials badly, and its brackets pay over hundreds of
   trials. `--pruner hyperband` or `none` choose otherwise.
+- Folds: a trial trains fold 0 by default, `--folds 0,1` (scored out-of-fold over both: one
+  fold's noise is the size of most gains) or `all`.
 - The study lives in a journal file under data/tune/<competition>/ (several processes on one
   machine share it) or `--storage URL` (an RDB, for several machines). Stopping and starting
   `pipeline tune` again continues the same study. A trial left running by a killed process
@@ -101,9 +103,8 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
     comp = load(comp_name)
     if sampler not in SAMPLERS:
         raise PipelineError(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
-    if folds not in ("0", "all"):
-        raise PipelineError(f"--folds {folds}: 0 (the first fold, fast) or all (every fold of the recipe)")
     recipe_name, base = base_recipe(comp, recipe, device)
+    train_folds = _trial_folds(folds, base)
     space = comp.search or {}
     check(space, base, f"{comp.folder}/competition.py")
     if trials is None:
@@ -129,7 +130,7 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
         try:
             changed = apply(base, params)
             r = start(comp_name, workdir=workdir, data=data, run=run, recipe=changed, device=device, log=log,
-                      train_folds="all" if folds == "all" else (0,))
+                      train_folds=train_folds)
             r.on_epoch = _reporter(trial)
             value = run_all(r)["oof"]
         except Pruned as e:
@@ -145,6 +146,20 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
             _tell(st, trial, value)
             log(f"trial {trial.number}: {comp.metric.name} {value:.4f}")
     return show(comp_name, study=study, storage=storage, workdir=workdir)
+
+
+def _trial_folds(folds: str, base: Recipe) -> tuple[int, ...] | str:
+    """--folds: "all", or the folds every trial trains (e.g. "0,1"), each one of the recipe's."""
+    if folds == "all":
+        return folds
+    try:
+        chosen = tuple(int(k) for k in folds.split(","))
+    except ValueError:
+        chosen = ()
+    if not chosen or len(set(chosen)) < len(chosen) or not all(0 <= k < base.folds for k in chosen):
+        raise PipelineError(f"--folds {folds}: 0 (the first fold, fast), a list of the recipe's folds "
+                            f"0..{base.folds - 1} such as 0,1, or all")
+    return chosen
 
 
 def _tell(st, trial, value=None, state=None) -> None:
@@ -163,8 +178,15 @@ def _grid_points(space: dict) -> list:
 
 
 def _reporter(trial) -> Callable[[int, float], None]:
-    """What the trainer calls after each epoch: report the score, stop if the pruner says so."""
+    """What the trainer calls after each epoch: report the score, stop if the pruner says so.
+    With several folds a trial, the epochs of its first fold are the steps the pruner compares
+    (the later folds' repeat those steps, which Optuna would not record anyway)."""
+    reported = set()
+
     def report(step: int, score: float) -> None:
+        if step in reported:
+            return
+        reported.add(step)
         trial.report(score, step)
         if trial.should_prune():
             raise Pruned(f"epoch {step + 1}: {score:.4f}")

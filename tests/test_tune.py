@@ -99,6 +99,19 @@ def test_an_unpromising_trial_is_pruned_early_and_recorded_so(tiny, workdir):
     assert any("pruned" in line for line in said)
 
 
+def test_a_trial_on_two_folds_trains_both_and_is_scored_over_both(tiny, workdir, capsys):
+    assert main(["tune", "tiny", "--study", "two", "--trials", "1", "--folds", "0,1", "--pruner", "none"]) == 0
+    (trial,) = trials_of(workdir, "two")
+    runs = pd.read_parquet(workdir / "data" / "registry" / "runs.parquet").set_index("run").loc[["two-0"]]
+    assert sorted(runs["fold"]) == [0, 1]  # fold 2 of the recipe's 3 untrained
+    assert trial.value == pytest.approx(runs["oof"].iloc[0])  # out-of-fold over both folds' images
+    assert runs["oof"].iloc[0] != pytest.approx(runs["score"].iloc[0])  # not fold 0's alone
+    assert sorted(trial.intermediate_values) == [0, 1]  # the pruner's steps: fold 0's two epochs
+    for bad in ("0,3", "1,1", "x"):
+        assert main(["tune", "tiny", "--study", "bad", "--folds", bad]) == 2
+        assert f"--folds {bad}: 0 (the first fold, fast), a list of the recipe's folds 0..2" in capsys.readouterr().err
+
+
 def tune_process(workdir, *args):
     env = {**os.environ, "TQDM_DISABLE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
     return subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "tiny", *args], cwd=workdir, env=env,
