@@ -71,22 +71,22 @@ class Device:
 
 
 # glibc mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
 
 
 def keep_freed_memory() -> bool:
     """Have glibc keep the memory of freed activations for the next batch. By default it maps
-    each block over its threshold afresh and trims the heap's free top, so every batch's
-    activations (tens of MB) are page-faulted in and zeroed by the kernel again: on a 2-core CPU
-    that was a third of prediction's time (benchmarks/RESULTS.md, issue 17). Blocks up to 32 MB
-    (glibc's most) now come from the heap, which keeps up to 1 GiB free. What jemalloc or
-    tcmalloc under LD_PRELOAD would do, from inside the process. Returns whether it applied
-    (False off glibc: macOS, musl)."""
+    each large block afresh (a batch's activations are 10 to 100 MB a tensor) and gives it back
+    when freed, so every batch's memory is page-faulted in and zeroed by the kernel again: on a
+    2-core CPU that made prediction 1.9x and training 1.3x slower (benchmarks/RESULTS.md, issue
+    17). Now every block comes from the heap, which keeps up to 1 GiB free for the next batch.
+    What jemalloc or tcmalloc under LD_PRELOAD would do, from inside the process. Returns
+    whether it applied (False off glibc: macOS, musl)."""
     libc_name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(libc_name)
         libc.gnu_get_libc_version  # glibc only: other C libraries have no (or another) mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    return all(libc.mallopt(k, v) == 1 for k, v in
-               ((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20)))
+    settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
+    return all(libc.mallopt(k, v) == 1 for k, v in settings)
