@@ -4,8 +4,8 @@ random weights and images, in one process either
 with glibc's default allocation or with freed memory kept. Run each setting in its own process
 (the setting holds for the process's life), side by side:
 
-    farm-bench -n 5 --timeout 900 -- python benchmarks/cpu_allocator.py --keep \\
-        --vs 'python benchmarks/cpu_allocator.py'
+    farm-bench -n 3 --timeout 900 --vs 'python benchmarks/cpu_allocator.py' \\
+        -- python benchmarks/cpu_allocator.py --keep
 
 Prints seconds and the process's page faults and system seconds for each part."""
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Callable
 from . import PipelineError, Pruned
 from .competition import Competition, load
 from .files import locked
-from .recipe import Recipe
+from .recipe import Recipe, _folds
 from .search import apply, check, grid, source, suggest
 from .workdir import Workdir
 
@@ -149,14 +149,14 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
 
 
 def _trial_folds(folds: str, base: Recipe) -> tuple[int, ...] | str:
-    """--folds: "all", or the folds every trial trains (e.g. "0,1"), each one of the recipe's."""
-    if folds == "all":
-        return folds
+    """--folds, read as `pipeline run --train-folds` reads it: "all", or the folds every trial
+    trains (e.g. "0,1"), each one of the recipe's and named once."""
     try:
-        chosen = tuple(int(k) for k in folds.split(","))
+        chosen = _folds(folds)
     except ValueError:
         chosen = ()
-    if not chosen or len(set(chosen)) < len(chosen) or not all(0 <= k < base.folds for k in chosen):
+    if chosen != "all" and (not chosen or len(set(chosen)) < len(chosen)
+                            or not all(0 <= k < base.folds for k in chosen)):
         raise PipelineError(f"--folds {folds}: 0 (the first fold, fast), a list of the recipe's folds "
                             f"0..{base.folds - 1} such as 0,1, or all")
     return chosen

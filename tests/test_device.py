@@ -93,7 +93,7 @@ if sys.argv[1] == "cpu":
     Device.pick("cpu")
 x, w = torch.rand(8, 16, 150, 150), torch.rand(64, 16, 3, 3)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):  # activations of 12 to 46 MB (past glibc's largest mmap threshold), made and freed
+for _ in range(20):  # three 46 MB tensors (past glibc's largest mmap threshold), made and freed
     a = torch.nn.functional.conv2d(x, w, padding=1)
     b = a.relu() * 2
     del a, b
@@ -107,5 +107,5 @@ def test_a_cpu_device_keeps_freed_memory_instead_of_faulting_it_in_each_batch():
         return int(subprocess.run([sys.executable, "-c", FAULTS, device], capture_output=True, text=True,
                                   check=True).stdout)
     default, kept = faults("none"), faults("cpu")
-    # each pass maps 92 MB (22,000 pages): glibc's default faults them in every pass, kept memory once
+    # a pass makes 138 MB (34,000 pages): glibc's default faults them in every pass, kept memory once
     assert default > 100_000 and kept < default / 5
