@@ -264,6 +264,9 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
     bad = [f for f in recipe.fold_list() if not 0 <= f < recipe.folds]
     if bad:
         raise PipelineError(f"{where}: train_folds {bad} outside 0..{recipe.folds - 1}")
+    twice = sorted({f for f in recipe.fold_list() if recipe.fold_list().count(f) > 1})
+    if twice:  # (its OOF predictions would count those images twice)
+        raise PipelineError(f"{where}: train_folds names fold {twice[0]} twice; list each fold once, e.g. 0,1")
     if not recipe.phases:
         raise PipelineError(f"{where}: the recipe has no phases")
     phases = recipe.phases

@@ -105,6 +105,8 @@ PLANT = ["run", "plant-seedlings", "--arch", "test_efficientnet", "--weights", "
     (["--snapshots", "phase9-epoch1"], "no snapshot 'phase9-epoch1': the recipe takes one per cycle end, phase1-epoch2"),
     (["--snapshots", "99"], "snapshots=99, but the recipe takes 6"),
     (["--arch", "no_such_net"], "unknown model 'no_such_net'"),
+    (["--train-folds", "1,1"], "train_folds names fold 1 twice; list each fold once"),
+    (["--train-folds", "0,7"], "train_folds [7] outside 0..4"),
 ])
 def test_settings_are_checked_before_anything_is_trained(workdir, plant_data, capsys, args, said):
     assert main([*PLANT, "--data", str(plant_data), *args]) == 2
