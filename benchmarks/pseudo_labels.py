@@ -4,6 +4,8 @@ the test images its model labels (top class, at or above --threshold) added to t
 training images, then scores the round's last weights and their SWA average on the fold as the
 run's predict stage does (4 views). With --threshold 1 (no test image passes) it retrains the
 round exactly as the run did, and scores what the run scored: the check that the two compare.
+The recipe is the competition's default one (`cpu` on a CPU), as `pipeline run` without
+--recipe or overrides resolves it: the run must have been made with it.
 
     cd WORKDIR && PIPELINE_DATA=../shared/datasets python benchmarks/pseudo_labels.py plant-seedlings \
         --run RUN --fold 0 --threshold 0.9      # --threshold 0: every test image
