@@ -2,7 +2,7 @@
 from its snapshot at the end of the phase its SWA round continues, trains that round again with
 the test images its model labels (top class, at or above --threshold) added to the fold's
 training images, then scores the round's last weights and their SWA average on the fold as the
-run's predict stage does (4 views). With --threshold 1 (no test image passes) it retrains the
+run's predict stage does (4 views). With --threshold 1 (no test image passes: label smoothing keeps every top probability under 1) it retrains the
 round exactly as the run did, and scores what the run scored: the check that the two compare.
 The recipe is the competition's default one (`cpu` on a CPU), as `pipeline run` without
 --recipe or overrides resolves it: the run must have been made with it.
@@ -49,7 +49,7 @@ def main() -> None:
 
     data = fold_data(r, read_folds(r), args.fold)
     n = len(data.labels)
-    data = replace(data, images={size: np.concatenate([data.images[size][np.arange(n)], r.test_images[size][kept]])},
+    data = replace(data, images={size: np.concatenate([data.images[size][:], r.test_images[size][kept]])},
                    labels=np.concatenate([data.labels, probs[kept].argmax(1).astype(data.labels.dtype)]),
                    train_idx=np.concatenate([data.train_idx, n + np.arange(len(kept))]))
     setup = setup_phase(model, rc, pi, data, dev=r.dev, symmetry=r.comp.symmetry)

@@ -232,6 +232,17 @@ def cycle_ends(phase: Phase) -> list[int]:
     return [int(e) for e in ends]
 
 
+def fold_problem(folds: list[int] | tuple[int, ...], n_folds: int) -> str | None:
+    """What is wrong with a list of folds to train (`--train-folds`, `tune --folds`), or None."""
+    bad = [f for f in folds if not 0 <= f < n_folds]
+    if bad:
+        return f"{bad} outside 0..{n_folds - 1}"
+    twice = next((f for f in folds if folds.count(f) > 1), None)
+    if twice is not None:  # (its OOF predictions would count those images twice)
+        return f"names fold {twice} twice; list each fold once, e.g. 0,1"
+    return None
+
+
 def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int = 8) -> None:
     """Check a recipe against the model's layer groups (and the views the competition's symmetry
     allows) before any training starts."""
@@ -261,12 +272,9 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                             f"a crop keeps, in (0, 1]; 0 for no random crops")
     if recipe.folds < 2:
         raise PipelineError(f"{where}: folds={recipe.folds}; cross-validation needs at least 2")
-    bad = [f for f in recipe.fold_list() if not 0 <= f < recipe.folds]
-    if bad:
-        raise PipelineError(f"{where}: train_folds {bad} outside 0..{recipe.folds - 1}")
-    twice = sorted({f for f in recipe.fold_list() if recipe.fold_list().count(f) > 1})
-    if twice:  # (its OOF predictions would count those images twice)
-        raise PipelineError(f"{where}: train_folds names fold {twice[0]} twice; list each fold once, e.g. 0,1")
+    problem = fold_problem(recipe.fold_list(), recipe.folds)
+    if problem:
+        raise PipelineError(f"{where}: train_folds {problem}")
     if not recipe.phases:
         raise PipelineError(f"{where}: the recipe has no phases")
     phases = recipe.phases

@@ -27,7 +27,7 @@ from typing import Callable
 from . import PipelineError, Pruned
 from .competition import Competition, load
 from .files import locked
-from .recipe import Recipe, _folds
+from .recipe import Recipe, _folds, fold_problem
 from .search import apply, check, grid, source, suggest
 from .workdir import Workdir
 
@@ -155,8 +155,7 @@ def _trial_folds(folds: str, base: Recipe) -> tuple[int, ...] | str:
         chosen = _folds(folds)
     except ValueError:
         chosen = ()
-    if chosen != "all" and (not chosen or len(set(chosen)) < len(chosen)
-                            or not all(0 <= k < base.folds for k in chosen)):
+    if chosen != "all" and (not chosen or fold_problem(chosen, base.folds)):
         raise PipelineError(f"--folds {folds}: 0 (the first fold, fast), a list of the recipe's folds "
                             f"0..{base.folds - 1} such as 0,1, or all")
     return chosen
