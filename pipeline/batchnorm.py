@@ -1,6 +1,6 @@
 """BatchNorm statistics: which layers train on batch statistics, and recomputing running ones.
 
-Why it matters (issue 17, benchmarks/phase_jump.py): a head fitted on precomputed activations
+Why it matters (issue 17, benchmarks/RESULTS.md "The cause"): a head fitted on precomputed activations
 saw the body's BatchNorm normalise with the pretrained ImageNet running statistics. When the next
 phase trains the body, its BatchNorm layers normalise each batch by the batch's own statistics,
 and on plant-seedlings the head then meets features so different that its loss is at chance (0.68

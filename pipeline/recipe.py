@@ -47,7 +47,7 @@ class Recipe:
     # BatchNorm: "adapt": before a precomputed head, its running statistics are recomputed on the
     # fold's training images, so the head fits the features that batch statistics give later;
     # "frozen": the pretrained running statistics throughout (Keras' advice); "batch": as
-    # fast.ai has it (the head meets other features once the body trains: benchmarks/phase_jump.py)
+    # fast.ai has it (the head meets other features once the body trains: benchmarks/RESULTS.md, issue 17)
     batchnorm: str = "adapt"
     folds: int = 5
     train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
