@@ -1,7 +1,7 @@
 """Fingerprints of the weights the trainer produces on tiny data, one line per recipe: plain,
 staged (precompute, SGDR cycles, differential rates, progressive sizes; as fast.ai has BatchNorm, and
 adapted before the head), lr="find", oversampling,
-and mining + SWA rounds. A refactor that claims "training unchanged" must print the same lines.
+mining + SWA rounds, and mixup / cutmix with an EMA of the weights. A refactor that claims "training unchanged" must print the same lines.
 
     python benchmarks/weight_hashes.py
 
@@ -58,6 +58,7 @@ RECIPES = {
     "rounds": Recipe(**BASE, phases=(Phase(size=24, epochs=1, lr=1e-2),
                                      mining_round(Phase(size=24, epochs=1, lr=1e-2), fraction=0.25, epochs=2),
                                      swa_round(Phase(size=24, epochs=1, lr=1e-2), epochs=3))),
+    "mixed": Recipe(**BASE, mixup=0.4, cutmix=1.0, ema=0.9, random_crop=0.5, phases=(Phase(size=24, epochs=2, lr=1e-2),)),
 }
 
 
@@ -79,7 +80,7 @@ def main() -> None:
             model = create_model(recipe.arch, 3, recipe.weights)
             fit(model, recipe, data, accuracy, out, key="key", dev=Device.pick("cpu"), symmetry="dihedral",
                 feature_cache={}, log=lambda *a: None)
-            files = ["last.pt", "best.pt"] + [f for f in ["swa.pt"] if (out / f).exists()]
+            files = ["last.pt", "best.pt"] + [f for f in ["swa.pt", "ema.pt"] if (out / f).exists()]
             files += sorted(f"snapshots/{p.name}" for p in (out / "snapshots").glob("*.pt"))
             print(f"{name:<11}" + "  ".join(f"{f} {digest(out / f)}" for f in files))
             sys.stdout.flush()

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from .diagnostics import pyplot, save_png
-from .labels import describe, label_loss, strata
+from .labels import describe, strata
 from .models import freeze, layer_groups, normalization
 from .device import Device
 from .run import Run, fresh_model
 from .epochs import epoch_loader
+from .step import scaler_for, train_step
 from .transforms import ImageDataset, random_flips, train_augment
 
 
@@ -44,12 +45,9 @@ def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, ste
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     model.train()
     losses = []
+    scaler = scaler_for(dev)
     for _ in range(steps):
-        with dev.autocast():
-            loss = label_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, optimizer, scaler, x, y, dev)
         losses.append(loss.item())
         if not np.isfinite(losses[-1]) or losses[-1] < target:
             break

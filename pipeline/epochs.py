@@ -17,6 +17,7 @@ from .models import normalization
 from .progress import bar as progress_bar
 from .recipe import Phase
 from .schedules import lr_at
+from .step import scaler_for, train_step
 from .transforms import to_input
 
 
@@ -53,7 +54,7 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
     """One pass over `loader`, each batch mixed by `mix` (mixup / cutmix) when given, calling
     `after_step()` after each optimizer step; returns one row per step (lr, momentum, loss)."""
     steps, rows = len(loader), []
-    scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
+    scaler = scaler_for(dev)
     bar = progress_bar(loader, desc, unit="batches", dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         step = epoch * steps + i
@@ -62,15 +63,7 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
         own, partner = 1.0, None
         if mix is not None:
             x, own, partner = mix(x)
-        with dev.autocast():
-            out = model(x)
-            loss = label_loss(out, y, label_smoothing)
-            if partner is not None:
-                loss = own * loss + (1 - own) * label_loss(out, y[partner], label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss = train_step(model, optimizer, scaler, x, y, dev, label_smoothing, own, partner)
         if after_step is not None:
             after_step()
         loss = loss.item()

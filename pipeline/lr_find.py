@@ -19,7 +19,7 @@ import torch
 
 from .device import Device
 from .diagnostics import pyplot, save_png
-from .labels import label_loss
+from .step import scaler_for, train_step
 
 
 @dataclass
@@ -70,19 +70,14 @@ def range_test(net: torch.nn.Module, batches: Iterable, optimizer: torch.optim.O
     `start` to `end` over `steps` steps; then restore its weights, buffers and `optimizer`."""
     saved_net, saved_opt = copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
     top = max(g["peak_lr"] for g in optimizer.param_groups)
-    scaler = torch.amp.GradScaler(enabled=dev.amp_dtype == torch.float16)
+    scaler = scaler_for(dev)
     lrs, losses, smoothed, avg, best, diverged = [], [], [], 0.0, math.inf, False
     try:
         for i, (x, y) in enumerate(_cycle(batches, steps)):
             lr = start * (end / start) ** (i / max(steps - 1, 1))
             for g in optimizer.param_groups:
                 g["lr"] = lr * g["peak_lr"] / top
-            with dev.autocast():
-                loss = label_loss(net(prepare(x)), y.to(dev.device), label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss = train_step(net, optimizer, scaler, prepare(x), y.to(dev.device), dev, label_smoothing)
             value = float(np.mean(dev.group.gather(loss.item())))  # all ranks: one curve, one decision
             avg = beta * avg + (1 - beta) * value
             debiased = avg / (1 - beta ** (i + 1))  # early averages lean towards the 0 they started from
