@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import PipelineError
 from .images import RESIZE
+from .keys import affects
 from .labels import discover, encode
 from .metrics import Metric
 from .recipe import Recipe
@@ -45,20 +46,22 @@ class Submission:
 
 @dataclass(frozen=True)
 class Competition:
-    name: str                  # the folder name, used on the command line
-    slug: str                  # Kaggle's competition slug
-    layout: Any                # a layout from pipeline.layouts
-    classes: list[str] | None  # None: the training labels (or tags), sorted; set by with_classes
-    metric: Metric
-    submission: Submission
-    recipes: dict[str, Recipe]  # "cpu" and "gpu" at least; picked by the device unless named
-    folder: Path
-    symmetry: str = "hflip"    # flips that keep a label: "dihedral", "hflip" or "none" (see transforms)
-    resize: str = "squash"     # how an image becomes a square: "squash", "crop" or "pad" (see images)
-    preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # each decoded image, once (preprocess.py)
-    make_data: Callable[[Path], None] | None = None  # builds the data itself (no download needed)
-    references: dict[str, float] | None = None  # reference scores, e.g. Kaggle's medal thresholds
-    search: dict | None = None  # a search space for `pipeline tune` (search.py)
+    # affects(...): the stages whose results a setting changes (keys.py); "data": what the layout
+    # reads and the images it decodes, fingerprinted as files and labels, not as settings
+    name: str = affects()                  # the folder name, used on the command line
+    slug: str = affects()                  # Kaggle's competition slug
+    layout: Any = affects("data")          # a layout from pipeline.layouts
+    classes: list[str] | None = affects("train")  # None: the training labels (or tags), sorted; set by with_classes
+    metric: Metric = affects("train", "thresholds")  # the train stage picks best.pt by it
+    submission: Submission = affects("submit")
+    recipes: dict[str, Recipe] = affects()  # "cpu" and "gpu" at least; picked by the device unless named
+    folder: Path = affects()
+    symmetry: str = affects("train", default="hflip")  # flips that keep a label: "dihedral", "hflip" or "none" (see transforms)
+    resize: str = affects("data", "train", default="squash")  # how an image becomes a square: "squash", "crop" or "pad" (see images)
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = affects("data", default=None)  # each decoded image, once (preprocess.py)
+    make_data: Callable[[Path], None] | None = affects("data", default=None)  # builds the data itself (no download needed)
+    references: dict[str, float] | None = affects(default=None)  # reference scores, e.g. Kaggle's medal thresholds
+    search: dict | None = affects(default=None)  # a search space for `pipeline tune` (search.py)
 
     @property
     def multilabel(self) -> bool:

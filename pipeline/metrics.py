@@ -30,6 +30,11 @@ class Metric:
             probs = decide(probs, self.threshold if thresholds is None else thresholds)
         return float(self.fn(np.asarray(labels), probs))
 
+    @property
+    def key(self) -> tuple:
+        """What a stage key holds of the metric: its name and how it decides (not its function)."""
+        return self.name, self.higher_is_better, self.threshold
+
     def better(self, a: float, b: float) -> bool:
         """Is score `a` better than score `b`?"""
         return a > b if self.higher_is_better else a < b

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import PipelineError
+from .keys import affects
 
 SCHEDULES = ("1cycle", "sgdr", "constant")
 # BatchNorm statistics in the layers a phase trains (see Recipe.batchnorm)
@@ -20,45 +21,46 @@ TTA_VIEWS = (1, 2, 4, 8)  # plain; + hflip; + vflip and both; + the transposed f
 
 @dataclass(frozen=True)
 class Phase:
-    size: int                        # square image side in pixels
-    epochs: int
-    lr: float | tuple[float, ...] | str  # peak rate; a tuple: one per layer group; "find": lr range test
-    frozen: tuple[str, ...] = ()     # layer groups whose weights stay fixed ("early", "late", "head")
-    schedule: str = "1cycle"         # "1cycle" (cyclical momentum 0.95-0.85-0.95), "sgdr", "constant"
-    cycle_len: int = 1               # sgdr: epochs in the first cycle
-    cycle_mult: int = 1              # sgdr: each cycle is this many times longer than the one before
-    precompute: bool = False         # body frozen: cache its activations once and train the head on them
-    swa: bool = False                # average the weights at this phase's cycle ends (every epoch if constant);
-                                     # swa_round() builds the usual SWA phase
-    mine: float = 0.0                # before the phase: add this fraction of hardest training images...
-    mine_repeat: int = 2             # ...this many extra times to every epoch of the phase (mining_round())
+    size: int = affects("train")     # square image side in pixels
+    epochs: int = affects("train")
+    lr: float | tuple[float, ...] | str = affects("train")  # peak rate; a tuple: one per layer group; "find": lr range test
+    frozen: tuple[str, ...] = affects("train", default=())  # layer groups whose weights stay fixed ("early", "late", "head")
+    schedule: str = affects("train", default="1cycle")  # "1cycle" (cyclical momentum 0.95-0.85-0.95), "sgdr", "constant"
+    cycle_len: int = affects("train", default=1)  # sgdr: epochs in the first cycle
+    cycle_mult: int = affects("train", default=1)  # sgdr: each cycle is this many times longer than the one before
+    precompute: bool = affects("train", default=False)  # body frozen: cache its activations once and train the head on them
+    swa: bool = affects("train", default=False)  # average the weights at this phase's cycle ends (every
+                                                 # epoch if constant); swa_round() builds the usual SWA phase
+    mine: float = affects("train", default=0.0)  # before the phase: add this fraction of hardest training images...
+    mine_repeat: int = affects("train", default=2)  # ...this many extra times to every epoch of the phase (mining_round())
 
 
 @dataclass(frozen=True)
 class Recipe:
-    phases: tuple[Phase, ...]         # exactly the phases that train, in order (SWA and mining rounds included)
-    arch: str = "efficientnet_lite0"  # any timm model name
-    weights: str = "imagenet"         # "imagenet", "none" (train from scratch) or a weights file
-    batch_size: int = 32
-    weight_decay: float = 0.01        # AdamW, decoupled
-    label_smoothing: float = 0.0
-    random_crop: float = 0.0          # photos: train on random crops of at least this share of the area; 0: none
-    oversample: str | float = "none"  # rare classes per epoch: "none", "max", or a power in [0, 1]
+    # affects(...): the stages whose results a setting changes, from which their keys are made (keys.py)
+    phases: tuple[Phase, ...] = affects("train")  # exactly the phases that train, in order (SWA and mining rounds included)
+    arch: str = affects("train", default="efficientnet_lite0")  # any timm model name
+    weights: str = affects("train", default="imagenet")  # "imagenet", "none" (train from scratch) or a weights file
+    batch_size: int = affects("train", default=32)
+    weight_decay: float = affects("train", default=0.01)  # AdamW, decoupled
+    label_smoothing: float = affects("train", default=0.0)
+    random_crop: float = affects("train", default=0.0)  # photos: train on random crops of at least this share of the area; 0: none
+    oversample: str | float = affects("train", default="none")  # rare classes per epoch: "none", "max", or a power in [0, 1]
     # BatchNorm: "adapt": before a precomputed head, its running statistics are recomputed on the
     # fold's training images, so the head fits the features that batch statistics give later;
     # "frozen": the pretrained running statistics throughout (Keras' advice); "batch": as
     # fast.ai has it (the head meets other features once the body trains: benchmarks/RESULTS.md, issue 17)
-    batchnorm: str = "adapt"
-    folds: int = 5
-    train_folds: tuple[int, ...] | None = None  # None: every fold; a subset trades CV for time
-    tta: int = 2                      # test-time views averaged, one of TTA_VIEWS
-    checkpoint: str = "last"          # which weights predict: "last" epoch or "best" validation score
-    snapshots: int | tuple[str, ...] = 0  # predict with the last N cycle-end snapshots, or these by name
-    mixup: float = 0.0                # blend training images in pairs: Beta(mixup, mixup) shares; 0: off
-    cutmix: float = 0.0               # paste a box of another image: Beta(cutmix, cutmix) of its area; 0: off
-    ema: float = 0.0                  # keep an exponential moving average of the weights, this decay per step,
-                                      # and predict with it too (ema.pt); 0: none
-    seed: int = 0
+    batchnorm: str = affects("train", default="adapt")
+    folds: int = affects("folds", default=5)
+    train_folds: tuple[int, ...] | None = affects(default=None)  # None: every fold; a subset trades CV for time
+    tta: int = affects("predict", default=2)  # test-time views averaged, one of TTA_VIEWS
+    checkpoint: str = affects("predict", default="last")  # which weights predict: "last" epoch or "best" validation score
+    snapshots: int | tuple[str, ...] = affects("predict", default=0)  # predict with the last N cycle-end snapshots, or these by name
+    mixup: float = affects("train", default=0.0)  # blend training images in pairs: Beta(mixup, mixup) shares; 0: off
+    cutmix: float = affects("train", default=0.0)  # paste a box of another image: Beta(cutmix, cutmix) of its area; 0: off
+    ema: float = affects("train", default=0.0)  # keep an exponential moving average of the weights, this
+                                                # decay per step, and predict with it too (ema.pt); 0: none
+    seed: int = affects("folds", "train", default=0)
 
     def fold_list(self) -> list[int]:
         return list(range(self.folds)) if self.train_folds is None else list(self.train_folds)

@@ -40,6 +40,7 @@ from .files import (atomic_path, file_sha1, files_fingerprint, fingerprint, held
                     write_parquet)
 from .folds import FoldData, assign_folds
 from .images import ImageCache
+from .keys import settings_for
 from .locate import find_data, not_found
 from .lr_find import plot
 from .models import GROUP_NAMES, create_model
@@ -208,7 +209,7 @@ def folds_stage(r: Run) -> np.ndarray:
             return
         folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes)
         write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
-    stage(r, "folds", fingerprint(r.keys["data"], r.recipe.folds, r.recipe.seed), [r.run_dir / "folds.csv"], split)
+    stage(r, "folds", fingerprint(r.keys["data"], settings_for(r.recipe, "folds")), [r.run_dir / "folds.csv"], split)
     return read_folds(r)
 
 
@@ -220,13 +221,12 @@ def read_folds(r: Run) -> np.ndarray:
 
 
 def train_key(r: Run, k: int) -> str:
-    rc = r.recipe
-    weights = files_fingerprint([Path(rc.weights)]) if Path(rc.weights).is_file() else rc.weights
-    return fingerprint(r.keys["folds"], k, rc.arch, weights, [asdict(p) for p in rc.phases], rc.batch_size,
-                       rc.weight_decay, rc.label_smoothing, rc.random_crop, rc.oversample, rc.seed, r.comp.classes,
-                       r.comp.multilabel, r.comp.symmetry, r.comp.resize, rc.batchnorm,
-                       # settings added later, named when set: runs from before them keep their keys
-                       *[(k, v) for k, v in (("ema", rc.ema), ("mixup", rc.mixup), ("cutmix", rc.cutmix)) if v])
+    """Fold k's training: its folds, and every recipe and competition setting that says it
+    affects training (keys.py); a weights file by its contents' fingerprint, not its name."""
+    recipe = settings_for(r.recipe, "train")
+    if Path(r.recipe.weights).is_file():
+        recipe["weights"] = files_fingerprint([Path(r.recipe.weights)])
+    return fingerprint(r.keys["folds"], k, recipe, settings_for(r.comp, "train"), r.comp.multilabel)
 
 
 def own_folds(r: Run) -> list[int]:
@@ -520,16 +520,16 @@ def run_stages(r: Run) -> dict:
     fold_keys = [train_key(r, k) for k in trained]
     stage(r, "train", fingerprint(fold_keys),
           [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds))
-    stage(r, "predict", fingerprint(fold_keys, rc.tta, rc.checkpoint, rc.snapshots, r.keys["data"]),
+    stage(r, "predict", fingerprint(fold_keys, settings_for(rc, "predict"), r.keys["data"]),
           [r.run_dir / f for f in ("oof_predictions.parquet", "test_predictions.parquet", "ensemble.json")],
           lambda: predict_stage(r, folds))
     if r.comp.multilabel:
-        stage(r, "thresholds", fingerprint(r.keys["predict"], r.comp.metric.name, r.comp.metric.threshold,
+        stage(r, "thresholds", fingerprint(r.keys["predict"], settings_for(r.comp, "thresholds"),
                                            thresholds.GRID.tolist()),
               [r.run_dir / "thresholds.json"], lambda: thresholds_stage(r), alone=True)
     decided = r.keys.get("thresholds", r.keys["predict"])
     sample_file = sub.find_sample(r.data_dir, r.comp.submission)
-    stage(r, "submit", fingerprint(decided, asdict(r.comp.submission),
+    stage(r, "submit", fingerprint(decided, settings_for(r.comp, "submit"),
                                    files_fingerprint([sample_file]) if sample_file else None),
           [r.submission_path], lambda: submit_stage(r), alone=True)
     table = "per_class.csv" if r.comp.multilabel else "confusion.csv"
