@@ -17,7 +17,7 @@ import pandas as pd
 from . import PipelineError
 from .images import RESIZE
 from .keys import affects
-from .labels import discover, encode
+from .labels import discover, encode, tags
 from .metrics import Metric
 from .recipe import Recipe
 from .transforms import SYMMETRIES
@@ -73,6 +73,18 @@ class Competition:
         if self.classes is not None:
             return self
         return replace(self, classes=discover(train_labels, self.multilabel))
+
+    def require_two_kinds(self, train_labels: pd.Series, data_dir: Path) -> None:
+        """Refuse training labels that are all alike (one class; for tags, the same tags on every
+        image): the model learns a constant, and scores it perfectly on OOF (an F1 of 1, say)."""
+        kinds = {" ".join(sorted(tags(label))) for label in train_labels} if self.multilabel else set(train_labels)
+        if len(kinds) > 1:
+            return
+        alike = (f"has the tags {kinds.pop()!r}; there is nothing to learn" if self.multilabel else
+                 f"is labelled {kinds.pop()!r}; a classifier needs at least two classes")
+        others = "with other tags" if self.multilabel else "of other classes"
+        raise PipelineError(f"{data_dir / self.layout.markers()[0]}: every training image {alike}: point --data "
+                            f"at the full data, or add images {others}")
 
     def unseen_classes(self, train_labels: pd.Series, data_dir: Path) -> list[str]:
         """A line for the start of a run when classes the definition lists have no training image.

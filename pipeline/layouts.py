@@ -117,6 +117,7 @@ class LabelsCSV:
             if col not in df.columns:
                 raise PipelineError(f"{csv}: no column {col!r} (has {', '.join(df.columns)}); "
                                     f"fix the layout's column names in the definition")
+        _check_filled(df, self.id_column, self.label_column, csv, classes, self.multilabel)
         _check_labels(df[self.label_column], classes, self.multilabel, csv)
         folder = _existing_dir(root / self.train_dir, "training images")
         paths = [folder / f"{i}{self.suffix}" for i in df[self.id_column]]
@@ -165,10 +166,25 @@ class FileNames(_ImageFolders):
         return _train_table(df, folder, "give each image a name of its own (its id is the name less its suffix)")
 
 
+# How a gap reads in a CSV written from a table with gaps (pandas, R, spreadsheets): no label, not
+# a class, unless the definition lists a class by that name. "NA" and "None" are left out: they
+# read as classes ("no finding") as often as gaps.
+MISSING_LABELS = {"", "nan", "NaN", "NAN", "-nan", "-NaN", "<NA>", "N/A", "n/a", "#N/A", "NULL", "null"}
+
+
+def _check_filled(df: pd.DataFrame, id_column: str, label_column: str, csv: Path, classes: list[str] | None,
+                  multilabel: bool) -> None:
+    """Every row of the labels file labelled: a blank or NaN label is a gap to fill, not a class."""
+    gaps = df[label_column].str.strip().isin(MISSING_LABELS - set(classes or ()))
+    if not gaps.any():
+        return
+    ids = df.loc[gaps, id_column].tolist()
+    rows = "1 row has" if len(ids) == 1 else f"{len(ids)} rows have"
+    raise PipelineError(f"{csv}: {rows} no {'tags' if multilabel else 'label'} (ids {', '.join(ids[:5])}"
+                        f"{', ...' if len(ids) > 5 else ''}): fill them in or drop the rows")
+
+
 def _check_labels(labels: pd.Series, classes: list[str] | None, multilabel: bool, where: Path) -> None:
-    if multilabel and (labels.str.strip() == "").any():
-        raise PipelineError(f"{where}: row {int((labels.str.strip() == '').to_numpy().argmax()) + 1} has no tags; "
-                            f"every training image needs at least one")
     if classes is None:
         return
     found = {t for label in labels for t in label.split()} if multilabel else set(labels)

@@ -127,6 +127,7 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
         log(f"{comp.name}: {line}")
     train = comp.layout.train(data_dir, comp.classes)
+    comp.require_two_kinds(train["label"], data_dir)
     for line in comp.unseen_classes(train["label"], data_dir):
         log(f"{comp.name}: {line}")
     if comp.classes is None:
@@ -248,11 +249,24 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
             log(f" fold {k}: trained, skipped")
             continue
         log(f" fold {k} of {r.recipe.folds}")
+        for line in one_step_epochs(r.recipe.batch_size, int((folds != k).sum()), k):
+            log(line)
         model = fresh_model(r)
         fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
             symmetry=r.comp.symmetry, feature_cache=features, log=log, on_epoch=r.on_epoch)
         if r.dev.group.main:  # (the fold's one writer: rank 0, or under --parallel folds its owner)
             write_json(done, {"key": key})
+
+
+def one_step_epochs(batch_size: int, images: int, k: int) -> list[str]:
+    """A line when the batch takes up a fold's training images in one step an epoch (a batch
+    never spans the epoch's end, as epochs.epoch_loader builds them): a handful of steps in all,
+    with no word of it. The suggestion is a power of two that gives a few steps an epoch."""
+    if images >= 2 * batch_size:
+        return []
+    smaller = 2 ** int(np.log2(max(1, images // 4)))
+    return [f"  batch size {batch_size} for fold {k}'s {images} training images trains one step an epoch; "
+            f"--batch-size {smaller} gives {images // smaller}"]
 
 
 def fresh_model(r: Run) -> torch.nn.Module:

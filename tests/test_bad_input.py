@@ -4,15 +4,21 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch.utils.data import TensorDataset
 
 from pipeline import PipelineError
 from pipeline.cli import main
+from pipeline import run
 from pipeline.competition import load
+from pipeline.device import Device
+from pipeline.epochs import epoch_loader
 from pipeline.recipe import Phase
 from pipeline.run import run_all, start
 
-from conftest import shrink
+from conftest import PLANT_CLASSES, shrink
 
 
 def start_plant(data, **kw):
@@ -37,6 +43,38 @@ def test_class_folder_not_in_the_definition(workdir, plant_data):
     (plant_data / "train" / "Dandelion").mkdir()
     with pytest.raises(PipelineError, match=r"train/Dandelion: class folder 'Dandelion' is not one of"):
         start_plant(plant_data)
+
+
+@pytest.mark.quick
+def test_training_data_of_one_class_is_refused_before_anything_trains(workdir, plant_data):
+    for name in PLANT_CLASSES[1:]:
+        shutil.rmtree(plant_data / "train" / name)
+    with pytest.raises(PipelineError) as e:
+        start_plant(plant_data)
+    assert str(e.value) == (f"{plant_data / 'train'}: every training image is labelled 'Black-grass'; a classifier "
+                            f"needs at least two classes: point --data at the full data, or add images of other classes")
+    assert not (workdir / "data" / "runs").exists()
+
+
+@pytest.mark.quick
+def test_a_batch_as_large_as_the_fold_is_said_at_the_folds_start(workdir, plant_data, monkeypatch):
+    said, trained = [], []
+    monkeypatch.setattr(run, "fit", lambda *a, **kw: trained.append(said[-1]))  # the line comes before training
+    recipe = replace(shrink(load("plant-seedlings").recipes["cpu"]), batch_size=64, folds=5)
+    r = start("plant-seedlings", data=str(plant_data), recipe=recipe, log=lambda *a: said.append(" ".join(a)))
+    r.run_dir.mkdir(parents=True)
+    run.train_stage(r, run.folds_stage(r))
+    warning = "  batch size 64 for fold 0's 48 training images trains one step an epoch; --batch-size 8 gives 6"
+    assert trained == [warning] and said.count(warning) == 1
+
+
+@pytest.mark.quick
+def test_the_one_step_warning_agrees_with_the_loader():
+    dev = Device.pick("cpu")
+    for images in (1, 5, 31, 32, 33, 63, 64, 65, 200):
+        order = np.arange(images)
+        steps = len(epoch_loader(TensorDataset(torch.zeros(images)), order, min(32, images), 0, dev))
+        assert bool(run.one_step_epochs(32, images, 0)) == (steps == 1), images
 
 
 def test_image_that_fails_to_decode(workdir, plant_data):

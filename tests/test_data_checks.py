@@ -7,7 +7,7 @@ import zipfile
 import pandas as pd
 import pytest
 
-from kaggle_layouts import dog_breeds
+from kaggle_layouts import dog_breeds, planet
 from pipeline import PipelineError
 from pipeline import submission as sub
 from pipeline.competition import load
@@ -24,6 +24,7 @@ def plant_start(data):
     """What a run's start sees: the layout's notices, the training table and the unseen classes."""
     comp = load("plant-seedlings")
     train = comp.layout.train(data, comp.classes)
+    comp.require_two_kinds(train["label"], data)
     return comp.layout.notices(data) + comp.unseen_classes(train["label"], data), comp
 
 
@@ -82,6 +83,50 @@ def test_training_data_with_only_some_of_the_classes_is_named(plant_data):
     lines, comp = plant_start(plant_data)
     assert lines == [f"{plant_data / 'train'}: only 2 of the 12 classes in {comp.folder / 'competition.py'} have "
                      f"training images; none for Black-grass, Cleavers, Common Chickweed, Common wheat, Fat Hen, ..."]
+
+
+@pytest.mark.quick
+def test_tags_alike_on_every_image_are_refused_and_tags_that_differ_are_not(tmp_path):
+    comp = load("planet-understanding-the-amazon-from-space")
+    root = planet(tmp_path / "planet")
+    labels = pd.read_csv(root / "train_v2.csv", dtype=str)
+    comp.require_two_kinds(labels["tags"], root)  # the tags differ from image to image
+    labels["tags"] = ["primary clear", "clear primary"] * (len(labels) // 2)  # the same two tags, in either order
+    with pytest.raises(PipelineError) as e:
+        comp.require_two_kinds(labels["tags"], root)
+    assert str(e.value) == (f"{root / 'train_v2.csv'}: every training image has the tags 'clear primary'; there is "
+                            f"nothing to learn: point --data at the full data, or add images with other tags")
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("classes", [None, ["beagle", "boxer", "chihuahua", "pug"]])
+def test_blank_or_nan_labels_name_the_rows_and_say_to_fill_them(tmp_path, classes):
+    root = dog_breeds(tmp_path / "dogs")
+    labels = pd.read_csv(root / "labels.csv", dtype=str)
+    for row, gap in zip([3, 8, 16, 17, 19, 20], ["", "NaN", " ", "nan", "", "#N/A"]):
+        labels.loc[row, "breed"] = gap
+    labels.to_csv(root / "labels.csv", index=False)
+    with pytest.raises(PipelineError) as e:
+        DOGS.train(root, classes)
+    ids = labels["id"]
+    assert str(e.value) == (f"{root / 'labels.csv'}: 6 rows have no label (ids {ids[3]}, {ids[8]}, {ids[16]}, "
+                            f"{ids[17]}, {ids[19]}, ...): fill them in or drop the rows")
+    # a class the definition lists under a gap's name is a class
+    labels.loc[[3, 8, 16, 17, 19, 20], "breed"] = "N/A"
+    labels.to_csv(root / "labels.csv", index=False)
+    assert (DOGS.train(root, ["N/A", "beagle", "boxer", "chihuahua", "pug"])["label"] == "N/A").sum() == 6
+
+
+@pytest.mark.quick
+def test_an_image_with_no_tags_is_named_by_its_id(tmp_path):
+    root = planet(tmp_path / "planet")
+    labels = pd.read_csv(root / "train_v2.csv", dtype=str)
+    labels.loc[5, "tags"] = "nan"
+    labels.to_csv(root / "train_v2.csv", index=False)
+    layout = load("planet-understanding-the-amazon-from-space").layout
+    with pytest.raises(PipelineError) as e:
+        layout.train(root, None)
+    assert str(e.value) == f"{root / 'train_v2.csv'}: 1 row has no tags (ids train_5): fill them in or drop the rows"
 
 
 def test_files_the_layout_skips_are_counted_with_their_suffixes_and_what_is_read(plant_data):
