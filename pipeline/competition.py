@@ -1,6 +1,9 @@
 """A competition is a folder under competitions/ whose competition.py defines plain names:
 slug, layout, classes, metric, submission, recipes (and optionally symmetry, resize, references, search,
-make_data).
+make_data, truncated_images).
+`truncated_images` says what becomes of a JPEG cut short (a broken download or copy), whose missing
+rows libjpeg would fill with grey: "refuse" (the default: listed with the unreadable images, and the
+run stops) or "keep" (trained on as decoded, with a notice naming them).
 `pipeline new NAME --layout ...` writes one to start from."""
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import PipelineError
-from .images import RESIZE
+from .images import RESIZE, TRUNCATED
 from .keys import affects
 from .labels import discover, encode, tags
 from .metrics import Metric
@@ -62,6 +65,7 @@ class Competition:
     make_data: Callable[[Path], None] | None = affects("data", default=None)  # builds the data itself (no download needed)
     references: dict[str, float] | None = affects(default=None)  # reference scores, e.g. Kaggle's medal thresholds
     search: dict | None = affects(default=None)  # a search space for `pipeline tune` (search.py)
+    truncated_images: str = affects("data", default="refuse")  # JPEGs cut short: "refuse" (unreadable) or "keep" (see images)
 
     @property
     def multilabel(self) -> bool:
@@ -159,12 +163,15 @@ def _from_file(name: str, path: Path) -> Competition:
     references = dict(getattr(module, "references", {}) or {})
     if not all(isinstance(v, (int, float)) for v in references.values()):
         raise PipelineError(f"{path}: `references` maps names to scores, e.g. {{'gold': 0.99}}")
+    truncated = getattr(module, "truncated_images", "refuse")
+    if truncated not in TRUNCATED:
+        raise PipelineError(f"{path}: truncated_images {truncated!r}; use one of {', '.join(TRUNCATED)}")
     search = getattr(module, "search", None)
     if search is not None and not isinstance(search, dict):
         raise PipelineError(f"{path}: `search` maps setting names to Float(...), Int(...) or Choice(...)")
     return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
                        symmetry=symmetry, resize=resize, preprocess=preprocess, references=references, search=search,
-                       **fields)
+                       truncated_images=truncated, **fields)
 
 
 def _check_task(path: Path, layout, metric: Metric, spec: Submission, classes: list[str] | None) -> None:

@@ -9,15 +9,21 @@ way resumes there. A finished file is trusted only if its shape and size are rig
 one is rebuilt. Without a cache folder (tests, small data) the arrays live in memory.
 
 Every unreadable image is reported at once, in one error naming how many, the first few, and
-the file listing all of them. Grayscale, 16-bit, CMYK and alpha images decode to 8-bit RGB (alpha
-dropped, as PIL's convert("RGB") does), and EXIF-rotated JPEGs upright.
+the file listing all of them with why. A JPEG cut short (a broken download or copy) counts as
+unreadable, since libjpeg would fill its missing rows with grey and train on them; a competition
+may keep such images instead (`truncated_images = "keep"`: a notice names them). What the C
+decoders print on the way never reaches the terminal (`_quietly`). Grayscale, 16-bit, CMYK and
+alpha images decode to 8-bit RGB (alpha dropped, as PIL's convert("RGB") does), and EXIF-rotated
+JPEGs upright.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import sys
+import tempfile
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -34,12 +40,91 @@ from .progress import bar as progress_bar
 cv2.setNumThreads(1)  # resizing small images: threads only contend with torch's
 
 CHUNK = 256  # images decoded per task: what RAM holds at once per worker, and the resume step
+TRUNCATED = ("refuse", "keep")  # what becomes of a JPEG cut short: a competition's `truncated_images`
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """RGB uint8 [H, W, 3], EXIF orientation applied; None when the file is not a readable image."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # any depth and channel count -> 8-bit BGR
-    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+def read_rgb(path: Path, truncated: str = "refuse") -> np.ndarray | None:
+    """RGB uint8 [H, W, 3], EXIF orientation applied; None when the file is not a readable image
+    (a JPEG cut short included, unless `truncated` is "keep")."""
+    return load_rgb(path, truncated)[0]
+
+
+def load_rgb(path: Path, truncated: str = "refuse") -> tuple[np.ndarray | None, str]:
+    """read_rgb's image and what is wrong with the file ("" if nothing): why it is unreadable (the
+    image None), or "truncated" for a JPEG cut short that `truncated` "keep" kept as decoded."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:  # a folder, a dangling link, no permission
+        return None, e.strerror or type(e).__name__
+    if not data:
+        return None, "empty file"
+    cut = _cut_jpeg(data)
+    if cut and truncated != "keep":
+        return None, "truncated"
+    if cut:  # an end marker where the file stops: libjpeg decodes what is there, as cv2.imread would
+        data += b"\xff\xd9"
+    try:  # any depth and channel count -> 8-bit BGR, as cv2.imread gives
+        img, said = _quietly(cv2.imdecode, np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        img, said = None, str(e)
+    if img is None:
+        return None, _last_word(said) or "not an image OpenCV reads"
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), "truncated" if cut else ""
+
+
+def _last_word(said: str) -> str:
+    """The last line a decoder printed, less OpenCV's log prefix ("[ WARN:0@0.1] global grfmt_png.cpp:793 f ")."""
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    return re.sub(r"^\[[^]]*\]\s*(global\s+)?\S+:\d+\s+\S+\s+", "", lines[-1]) if lines else ""
+
+
+_STANDALONE = (0x01, *range(0xD0, 0xD8))  # JPEG markers with no length after them (TEM, RST0-7)
+
+
+def _cut_jpeg(data: bytes) -> bool:
+    """Whether `data` is a JPEG that stops before its end marker (FFD9). The segments before the
+    first scan are stepped over by their lengths (an EXIF thumbnail's own FFD9 sits in one), then
+    FFD9 is looked for after the scan starts: scan data escapes each FF byte as FF00, so no FFD9
+    occurs in it. Whatever follows the end marker (zero padding, a camera's trailer) is allowed.
+    Checked on the bytes because the decoders don't say: cv2.imread fills the missing rows with
+    grey, and cv2.imdecode gives up on a cut file but decodes one padded with zeros."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:  # no marker where one belongs: malformed rather than cut; the decoder judges
+            return False
+        marker = data[at + 1]
+        if marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", at) < 0
+        if marker == 0xD9:  # the end before any scan: the decoder judges
+            return False
+        at += 1 if marker == 0xFF else 2 if marker in _STANDALONE else 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return True  # cut before the first scan
+
+
+def _quietly(decode: Callable, *args):
+    """decode(*args) and what it printed. libjpeg and libpng print their warnings and errors
+    ("Premature end of JPEG file", "libpng warning: iCCP: known incorrect sRGB profile") with
+    fprintf to file descriptor 2, which neither sys.stderr nor OpenCV's log level reaches
+    (cv2.setLogLevel covers OpenCV's own log only), and decoding with PIL instead would change the
+    cached pixels. So fd 2 points at a temporary file for the call and what landed there comes back
+    (an unreadable image's reason). No other thread writes meanwhile: decoding runs in worker
+    processes, or in a run's one thread before training starts (DataLoader workers are processes)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all (a daemon): nothing can be printed
+        return decode(*args), ""
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            result = decode(*args)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return result, sink.read().decode(errors="replace")
 
 
 # How an image of any shape becomes the square a model takes, named by a competition (`resize`):
@@ -74,35 +159,42 @@ def _scaled(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash", preprocess: Callable | None = None
-                 ) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
+def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash", preprocess: Callable | None = None,
+                 truncated: str = "refuse") -> tuple[dict[int, np.ndarray], list[tuple[int, str, str]], list[str]]:
     """Each image of `paths`, `preprocess`ed at its own size, at every size (zeros where
-    unreadable), and the (position, path) of those that could not be read. Runs in a worker process."""
+    unreadable), the (position, path, reason) of those that could not be read, and the paths of
+    truncated JPEGs kept (`truncated` "keep"). Runs in a worker process."""
     out = {s: np.zeros((len(paths), s, s, 3), np.uint8) for s in sizes}
-    bad = []
+    bad, kept = [], []
     for i, p in enumerate(paths):
-        img = read_rgb(p)
+        img, problem = load_rgb(p, truncated)
         if img is None:
-            bad.append((i, str(p)))
+            bad.append((i, str(p), problem))
             continue
+        if problem:
+            kept.append(str(p))
         if preprocess is not None:
             img = preprocess(img)
         for s in sizes:
             out[s][i] = resize(img, s, policy)
-    return out, bad
+    return out, bad, kept
 
 
 class ImageCache:
     """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3],
     each image `preprocess`ed (preprocess.py) and made square by `resize` (RESIZE): in memory, or
-    with a cache folder, `Rows` read from disk as indexed."""
+    with a cache folder, `Rows` read from disk as indexed. JPEGs cut short are refused as
+    unreadable, or kept as decoded with a notice (`truncated` "keep")."""
 
     def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode",
                  key: str | None = None, workers: int | None = None, resize: str = "squash",
-                 preprocess: Callable | None = None):
+                 preprocess: Callable | None = None, truncated: str = "refuse"):
         if resize not in RESIZE:
             raise PipelineError(f"resize {resize!r}; use one of {', '.join(RESIZE)}")
+        if truncated not in TRUNCATED:
+            raise PipelineError(f"truncated_images {truncated!r}; use one of {', '.join(TRUNCATED)}")
         self.paths, self.resize, self.preprocess = [Path(p) for p in paths], resize, preprocess
+        self.truncated = truncated
         self.cache_dir = cache_dir
         self.progress = progress
         # names the disk copies: a changed, added or removed file gives new ones
@@ -121,7 +213,9 @@ class ImageCache:
     def _file(self, size: int, suffix: str = ".npy") -> Path:
         policy = "" if self.resize == "squash" else f"-{self.resize}"  # (squash: the names caches always had)
         made = f"-{tag(self.preprocess)}" if self.preprocess else ""
-        return self.cache_dir / f"{self._key}-{size}px{policy}{made}{suffix}"
+        # kept truncated images: a cache of their own, so going back to "refuse" refuses them again
+        kept = "-truncated-kept" if self.truncated == "keep" else ""
+        return self.cache_dir / f"{self._key}-{size}px{policy}{made}{kept}{suffix}"
 
     def prepare(self, sizes: list[int]) -> None:
         """Open each size from disk, or decode every image once and resize it to all missing sizes."""
@@ -206,16 +300,18 @@ class ImageCache:
     def _build(self, put: dict, start: int) -> None:
         """Decode images start.. and `put[size](slice, block)` them, chunk by chunk in worker
         processes; on disk, after each chunk, how far the files go is recorded. All unreadable
-        images are reported at the end, in one error."""
+        images are reported at the end, in one error; truncated JPEGs kept, in one notice."""
         sizes, n = sorted(put), len(self)
         chunks = [(i, self.paths[i:i + CHUNK]) for i in range(start, n, CHUNK)]
-        bad: list[str] = []
+        bad: list[tuple[str, str]] = []
+        kept: list[str] = []
         bar = progress_bar(total=n, initial=start, desc=f"{self.progress} {sizes}px", unit="images")
-        for i, (out, failed) in self._decoded(chunks, sizes):
+        for i, (out, failed, kept_here) in self._decoded(chunks, sizes):
             k = len(out[sizes[0]])
             for s in sizes:
                 put[s](slice(i, i + k), out[s])
-            bad += [p for _, p in failed]
+            bad += [(p, why) for _, p, why in failed]
+            kept += kept_here
             if self.cache_dir is not None and not bad:
                 for s in sizes:
                     write_json(self._file(s, ".partial.json"), {"done": i + k})
@@ -223,13 +319,15 @@ class ImageCache:
         bar.close()
         if bad:
             raise PipelineError(self._unreadable(bad))
+        if kept:
+            print(self._kept(kept), file=sys.stderr)
 
     def _decoded(self, chunks: list[tuple[int, list[Path]]], sizes: list[int]):
         """(first position, decode_chunk's result) per chunk, in order; at most two chunks a worker
         in flight, so memory stays bounded however many images there are."""
         if self.workers <= 1 or len(chunks) <= 1:
             for i, paths in chunks:
-                yield i, decode_chunk(paths, sizes, self.resize, self.preprocess)
+                yield i, decode_chunk(paths, sizes, self.resize, self.preprocess, self.truncated)
             return
         # forkserver: workers need no copy of a parent that has torch's threads running. Each worker
         # still imports the main script, as under spawn: `pipeline`'s own is light; a script of
@@ -240,24 +338,41 @@ class ImageCache:
             pending: deque = deque()
             todo = iter(chunks)
             for i, paths in todo:
-                pending.append((i, pool.submit(decode_chunk, paths, sizes, self.resize, self.preprocess)))
+                pending.append((i, pool.submit(decode_chunk, paths, sizes, self.resize, self.preprocess,
+                                               self.truncated)))
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
                 i, future = pending.popleft()
                 yield i, future.result()
                 for j, paths in todo:
-                    pending.append((j, pool.submit(decode_chunk, paths, sizes, self.resize, self.preprocess)))
+                    pending.append((j, pool.submit(decode_chunk, paths, sizes, self.resize, self.preprocess,
+                                                   self.truncated)))
                     break
 
-    def _unreadable(self, bad: list[str]) -> str:
-        """The one-line error for unreadable images, with the full list written to a file."""
-        where = (self.cache_dir or Path.cwd()) / f"unreadable-{self._key or 'images'}.txt"
+    def _unreadable(self, bad: list[tuple[str, str]]) -> str:
+        """The one-line error for unreadable images, with the full list written to a file: a line
+        each, path and reason (what the decoder said, "truncated", ...) separated by a tab."""
+        where = self._listing("unreadable", [f"{p}\t{why}" for p, why in bad])
+        first = ", ".join(p for p, _ in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        keep = ("; or, to train on JPEGs cut short as decoded (the missing part grey), set "
+                "truncated_images = \"keep\" in the competition's competition.py"
+                if any(why == "truncated" for _, why in bad) else "")
+        return (f"{len(bad)} of {len(self)} images are not readable (corrupt, cut short or not images): {first}; "
+                f"all of them are listed with the reason in {where}: replace or delete them and run again{keep}")
+
+    def _kept(self, kept: list[str]) -> str:
+        """The notice naming the truncated JPEGs kept, with the full list written to a file."""
+        where = self._listing("truncated", kept)
+        first = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
+        return (f"kept {len(kept)} of {len(self)} images that are JPEGs cut short, the missing part grey "
+                f"(truncated_images = \"keep\"): {first}; all of them are listed in {where}")
+
+    def _listing(self, what: str, lines: list[str]) -> Path:
+        where = (self.cache_dir or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
         with atomic_path(where) as tmp:
-            tmp.write_text("\n".join(bad) + "\n")
-        first = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
-        return (f"{len(bad)} of {len(self)} images are not readable (corrupt or not images): {first}; "
-                f"all of them are listed in {where}: replace or delete them and run again")
+            tmp.write_text("\n".join(lines) + "\n")
+        return where
 
 
 class _RowWriter:

@@ -28,15 +28,23 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def skipped_files(folders: list[Path]) -> list[str]:
-    """One line naming the files in `folders` that are not images (and so are skipped), if any."""
-    others = sorted(p for f in folders if f.is_dir() for p in f.iterdir()
-                    if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
-    if not others:
-        return []
-    kinds = ", ".join(sorted({p.suffix.lower() or "no suffix" for p in others}))
-    return [f"skipped {len(others)} files that are not images ({kinds}): "
-            f"{', '.join(map(str, others[:3]))}{', ...' if len(others) > 3 else ''}; "
-            f"only {', '.join(sorted(IMAGE_SUFFIXES))} files are read"]
+    """A line naming the files in `folders` that are not images, and one naming the links that lead
+    to no file (dangling, or a loop): both are skipped, each line there only if there are any."""
+    entries = [p for f in folders if f.is_dir() for p in f.iterdir()]
+    others = sorted(p for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    broken = sorted(p for p in entries if p.is_symlink() and not p.exists())  # (exists() is False for a loop too)
+    lines = []
+    if others:
+        kinds = ", ".join(sorted({p.suffix.lower() or "no suffix" for p in others}))
+        lines.append(f"skipped {len(others)} files that are not images ({kinds}): {_first_few(others)}; "
+                     f"only {', '.join(sorted(IMAGE_SUFFIXES))} files are read")
+    if broken:
+        lines.append(f"skipped {len(broken)} links that lead to no file (dangling, or a loop): {_first_few(broken)}")
+    return lines
+
+
+def _first_few(paths: list[Path]) -> str:
+    return f"{', '.join(map(str, paths[:3]))}{', ...' if len(paths) > 3 else ''}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,9 @@ class ClassFolders(_ImageFolders):
         subs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         empty = [p for p in subs if not list_images(p)]
         lines = [f"skipped {len(empty)} class folders with no images: {', '.join(map(str, empty))}"] if empty else []
+        loose = list_images(folder) if folder.is_dir() else []  # train/x.png: in no class
+        if loose:
+            lines.append(f"skipped {len(loose)} images outside the class folders: {_first_few(loose)}")
         names = pd.Series([p.stem for s in subs for p in list_images(s)], dtype=str)
         repeated = names[names.duplicated()].unique()
         if len(repeated):  # numbered per class, or one image copied into two classes: the user knows which
@@ -105,6 +116,20 @@ class LabelsCSV:
         return [self.csv, self.train_dir]
 
     def train(self, root: Path, classes: list[str] | None) -> pd.DataFrame:
+        csv, df = root / self.csv, self._labels(root)
+        _check_filled(df, self.id_column, self.label_column, csv, classes, self.multilabel)
+        _check_labels(df[self.label_column], classes, self.multilabel, csv)
+        folder = _existing_dir(root / self.train_dir, "training images")
+        paths = [folder / f"{i}{self.suffix}" for i in df[self.id_column]]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise PipelineError(f"{missing[0]}: listed in {csv} but missing ({len(missing)} missing in all); "
+                                f"download the competition data again")
+        out = pd.DataFrame({"id": df[self.id_column], "path": paths, "label": df[self.label_column]})
+        return _train_table(out, csv, "list each image once (drop the repeated rows)")
+
+    def _labels(self, root: Path) -> pd.DataFrame:
+        """The labels CSV, refused in one line if missing, unreadable or without the layout's columns."""
         csv = root / self.csv
         if not csv.is_file():
             raise PipelineError(f"{csv}: labels file missing; download the competition data again")
@@ -117,23 +142,28 @@ class LabelsCSV:
             if col not in df.columns:
                 raise PipelineError(f"{csv}: no column {col!r} (has {', '.join(df.columns)}); "
                                     f"fix the layout's column names in the definition")
-        _check_filled(df, self.id_column, self.label_column, csv, classes, self.multilabel)
-        _check_labels(df[self.label_column], classes, self.multilabel, csv)
-        folder = _existing_dir(root / self.train_dir, "training images")
-        paths = [folder / f"{i}{self.suffix}" for i in df[self.id_column]]
-        missing = [p for p in paths if not p.is_file()]
-        if missing:
-            raise PipelineError(f"{missing[0]}: listed in {csv} but missing ({len(missing)} missing in all); "
-                                f"download the competition data again")
-        out = pd.DataFrame({"id": df[self.id_column], "path": paths, "label": df[self.label_column]})
-        return _train_table(out, csv, "list each image once (drop the repeated rows)")
+        return df
 
     def test(self, root: Path) -> pd.DataFrame:
         return _test_table(root, self.test_dir, self.test_id)
 
     def notices(self, root: Path) -> list[str]:
         """What the tables leave out without an error, a line each, for the start of a run."""
-        return skipped_files([root / self.train_dir, *_test_dirs(root, self.test_dir)])
+        return skipped_files([root / self.train_dir, *_test_dirs(root, self.test_dir)]) + self._unlisted(root)
+
+    def _unlisted(self, root: Path) -> list[str]:
+        """A line naming the images in the training folder that the labels CSV has no row for
+        (the table holds only the CSV's rows, so they are skipped), if any."""
+        folder = root / self.train_dir
+        try:
+            ids = self._labels(root)[self.id_column]
+        except PipelineError:  # said by train(), as the run's error
+            return []
+        listed = {f"{i}{self.suffix}" for i in ids}
+        unlisted = [p for p in list_images(folder) if p.name not in listed] if folder.is_dir() else []
+        if not unlisted:
+            return []
+        return [f"skipped {len(unlisted)} training images with no row in {root / self.csv}: {_first_few(unlisted)}"]
 
 
 @dataclass(frozen=True)

@@ -144,11 +144,12 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
             data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
             train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
-                                    preprocess=comp.preprocess),
+                                    preprocess=comp.preprocess, truncated=comp.truncated_images),
             test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
-                                   preprocess=comp.preprocess), log=log,
+                                   preprocess=comp.preprocess, truncated=comp.truncated_images), log=log,
             ranks=ranks, parallel=parallel, sync_bn=sync_bn)
     made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
+    made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
     r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files, *made)
     ranks.agree("the settings and the data", fingerprint(asdict(recipe), r.keys["data"], comp.name, r.name))
     r.times["data"] = time.time() - t0

@@ -4,6 +4,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -84,6 +85,31 @@ def test_image_that_fails_to_decode(workdir, plant_data):
     with pytest.raises(PipelineError, match=r"1 of 61 images are not readable .*broken.png; all of them are listed"):
         run_all(r)
     assert not (workdir / "submissions").exists()
+
+
+def test_a_jpeg_cut_short_stops_the_run_unless_the_competition_keeps_it(workdir, plant_data, capfd):
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)
+    whole = cv2.imencode(".jpg", cv2.GaussianBlur(noise, (9, 9), 3))[1].tobytes()
+    cut = plant_data / "train" / "Maize" / "cut.jpg"
+    cut.write_bytes(whole[:int(len(whole) * 0.6)])  # a download broken off: libjpeg would fill the rest grey
+    r = start_plant(plant_data)
+    with pytest.raises(PipelineError, match=rf"1 of 61 images are not readable .*: {cut}; all of them are listed"):
+        run_all(r)
+    assert not (workdir / "submissions").exists()
+    # a competition that opts in: the same data, kept, and said
+    folder = workdir / "competitions" / "plant-keep"
+    folder.mkdir(parents=True)
+    (folder / "competition.py").write_text((load("plant-seedlings").folder / "competition.py").read_text()
+                                           + '\ntruncated_images = "keep"\n')
+    capfd.readouterr()
+    r = start("plant-keep", data=str(plant_data), recipe=shrink(load("plant-seedlings").recipes["cpu"]), log=print)
+    r.train_images.prepare([32])
+    err = capfd.readouterr().err
+    assert f'kept 1 of 61 images that are JPEGs cut short, the missing part grey (truncated_images = "keep"): {cut};' in err
+    assert "Premature end" not in err and "Corrupt JPEG" not in err
+    (folder / "competition.py").write_text((folder / "competition.py").read_text() + 'truncated_images = "fix"\n')
+    with pytest.raises(PipelineError, match=r"competition.py: truncated_images 'fix'; use one of refuse, keep"):
+        load("plant-keep")
 
 
 def test_sample_submission_ids_that_do_not_match_the_test_folder(workdir, plant_data):

@@ -1,6 +1,7 @@
 """Data that would run but mislead: a repeated id is refused in one line (count, examples, file);
 what a layout leaves out (classes with no image, files it doesn't read, empty class folders) is
-named in one line each; the sample submission is found under Kaggle's spellings of its name."""
+named in one line each (links that lead nowhere and images the labels CSV has no row for
+among them); the sample submission is found under Kaggle's spellings of its name."""
 import shutil
 import zipfile
 
@@ -145,6 +146,36 @@ def test_an_empty_class_folder_is_named_and_its_class_has_no_images(plant_data):
     assert lines == [f"skipped 1 class folders with no images: {plant_data / 'train' / 'Black-grass'}",
                      f"{plant_data / 'train'}: only 11 of the 12 classes in {comp.folder / 'competition.py'} have "
                      f"training images; none for Black-grass"]
+
+
+@pytest.mark.quick
+def test_links_that_lead_nowhere_and_images_in_no_class_folder_are_named(plant_data):
+    maize = plant_data / "train" / "Maize"
+    (maize / "gone.png").symlink_to(maize / "deleted.png")  # dangling
+    (maize / "loop.png").symlink_to(maize / "loop.png")  # a loop: opening it fails, as a dangling one does
+    (plant_data / "train" / "Sugar beet (old)").symlink_to(plant_data / "train" / "elsewhere")  # a class folder gone
+    shutil.copy(next(maize.glob("*.png")), plant_data / "train" / "stray.png")  # in train/, in no class
+    lines, comp = plant_start(plant_data)
+    assert lines == [f"skipped 1 images outside the class folders: {plant_data / 'train' / 'stray.png'}",
+                     f"skipped 3 links that lead to no file (dangling, or a loop): "
+                     f"{maize / 'gone.png'}, {maize / 'loop.png'}, {plant_data / 'train' / 'Sugar beet (old)'}"]
+    assert len(comp.layout.train(plant_data, comp.classes)) == 60  # the 5 images of each class, no more
+
+
+@pytest.mark.quick
+def test_training_images_with_no_row_in_the_labels_csv_are_named(tmp_path):
+    root = dog_breeds(tmp_path / "dogs")
+    labels = pd.read_csv(root / "labels.csv", dtype=str)
+    labels.drop([2, 5]).to_csv(root / "labels.csv", index=False)
+    (root / "test" / "gone.jpg").symlink_to(root / "test" / "deleted.jpg")
+    train = root / "train"
+    assert DOGS.notices(root) == [
+        f"skipped 1 links that lead to no file (dangling, or a loop): {root / 'test' / 'gone.jpg'}",
+        f"skipped 2 training images with no row in {root / 'labels.csv'}: "
+        f"{train / (labels['id'][2] + '.jpg')}, {train / (labels['id'][5] + '.jpg')}"]
+    assert len(DOGS.train(root, None)) == 22 and len(DOGS.test(root)) == 5
+    (root / "labels.csv").write_bytes(b"")  # unreadable: train() says so, in its own error; the notices don't fail
+    assert DOGS.notices(root) == [f"skipped 1 links that lead to no file (dangling, or a loop): {root / 'test' / 'gone.jpg'}"]
 
 
 def zip_csv(src, dest):

@@ -1,6 +1,7 @@
 """The decoded-image cache: files on disk read a few rows at a time, built in chunks by worker processes, a
 killed build resumed to the same bytes, a truncated file rebuilt; every unreadable image reported
-at once; grayscale, 16-bit, CMYK, alpha and EXIF-rotated images decoded to upright 8-bit RGB."""
+at once, a JPEG cut short among them (or kept, with a notice, where a competition says so), and
+nothing the decoders print reaching the terminal; grayscale, 16-bit, CMYK, alpha and EXIF-rotated images decoded to upright 8-bit RGB."""
 import pickle
 
 import cv2
@@ -87,9 +88,85 @@ def test_every_unreadable_image_is_reported_at_once(tmp_path):
         ImageCache(paths, tmp_path / "cache", key="k")[16]
     msg = str(e.value)
     assert msg.startswith("4 of 9 images are not readable") and "001.png" in msg and "\n" not in msg
-    listed = (tmp_path / "cache" / "unreadable-k.txt").read_text().split()
+    listed = [line.split("\t")[0] for line in (tmp_path / "cache" / "unreadable-k.txt").read_text().splitlines()]
     assert listed == [str(paths[i]) for i in (1, 4, 6, 8)] and str(tmp_path / "cache" / "unreadable-k.txt") in msg
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["k.lock", "unreadable-k.txt"]  # no partial
+
+
+def jpeg_bytes(size: int = 96) -> bytes:
+    """A real JPEG: a smooth colour image encoded by OpenCV."""
+    noise = np.random.default_rng(0).integers(0, 256, (size, size, 3), np.uint8)
+    return cv2.imencode(".jpg", cv2.GaussianBlur(noise, (9, 9), 3))[1].tobytes()
+
+
+@pytest.mark.quick
+def test_a_jpeg_cut_short_is_unreadable_and_bytes_after_a_whole_ones_end_are_fine(tmp_path):
+    paths = some_images(tmp_path / "img", n=4)
+    whole = jpeg_bytes()
+    for name, data in {"cut.jpg": whole[:int(len(whole) * 0.6)],  # libjpeg would fill the rest with grey
+                       "padded.jpg": whole + bytes(64),  # zeros after the end marker, as some writers pad
+                       "trailer.jpg": whole + b"SEFH\x00\x01\xff\xd8 a camera's own data"}.items():
+        (tmp_path / "img" / name).write_bytes(data)
+        paths.append(tmp_path / "img" / name)
+    with pytest.raises(PipelineError) as e:
+        ImageCache(paths, tmp_path / "cache", key="k", workers=1)[16]
+    msg = str(e.value)
+    assert msg.startswith(f"1 of 7 images are not readable (corrupt, cut short or not images): {paths[4]}; ")
+    assert msg.endswith('set truncated_images = "keep" in the competition\'s competition.py') and "\n" not in msg
+    assert (tmp_path / "cache" / "unreadable-k.txt").read_text() == f"{paths[4]}\ttruncated\n"
+    want = cv2.imdecode(np.frombuffer(whole, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.array_equal(read_rgb(paths[5]), want) and np.array_equal(read_rgb(paths[6]), want)
+
+
+@pytest.mark.quick
+def test_a_competition_may_keep_jpegs_cut_short_and_is_told_which(tmp_path, capfd):
+    whole = jpeg_bytes()
+    full, cut = tmp_path / "full.jpg", tmp_path / "cut.jpg"
+    full.write_bytes(whole)
+    cut.write_bytes(whole[:int(len(whole) * 0.6)])
+    kept = np.asarray(ImageCache([full, cut], tmp_path / "cache", key="k", workers=1, truncated="keep")[96])
+    assert np.array_equal(kept[1][:24], kept[0][:24])  # what the file holds, as decoded whole
+    assert (abs(kept[1][-8:].astype(int) - 128) <= 2).all()  # what it lacks, grey
+    err = capfd.readouterr().err
+    assert err.strip() == (f"kept 1 of 2 images that are JPEGs cut short, the missing part grey "
+                           f'(truncated_images = "keep"): {cut}; all of them are listed in {tmp_path / "cache" / "truncated-k.txt"}')
+    # going back to refusing them refuses them again: the kept pixels sit in a cache of their own
+    with pytest.raises(PipelineError, match=f"1 of 2 images are not readable .*: {cut}; "):
+        ImageCache([full, cut], tmp_path / "cache", key="k", workers=1)[96]
+    with pytest.raises(PipelineError, match="truncated_images 'mend'; use one of refuse, keep"):
+        ImageCache([full], truncated="mend")
+
+
+def png_with_a_bad_crc(path):
+    """A PNG that decodes, with a text chunk whose checksum is wrong: libpng warns about it."""
+    png = cv2.imencode(".png", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()
+    text = b"Comment\0hello"
+    chunk = len(text).to_bytes(4, "big") + b"tEXt" + text + b"\0\0\0\0"
+    path.write_bytes(png[:33] + chunk + png[33:])  # after the signature and IHDR
+
+
+@pytest.mark.quick
+def test_what_the_decoders_print_stays_off_the_terminal_and_the_error_names_the_files(tmp_path, capfd):
+    paths = some_images(tmp_path / "img", n=3)
+    png_with_a_bad_crc(tmp_path / "img" / "crc.png")
+    whole_png = paths[0].read_bytes()
+    (tmp_path / "img" / "cut.png").write_bytes(whole_png[:len(whole_png) // 2])
+    whole = jpeg_bytes()
+    (tmp_path / "img" / "cut.jpg").write_bytes(whole[:int(len(whole) * 0.6)])
+    paths += [tmp_path / "img" / name for name in ("crc.png", "cut.png", "cut.jpg")]
+    with pytest.raises(PipelineError) as e:
+        ImageCache(paths, tmp_path / "cache", key="k", workers=1)[16]
+    assert str(e.value).startswith(f"2 of 6 images are not readable (corrupt, cut short or not images): "
+                                   f"{paths[4]}, {paths[5]}; ")
+    reasons = dict(line.split("\t") for line in (tmp_path / "cache" / "unreadable-k.txt").read_text().splitlines())
+    assert reasons[str(paths[5])] == "truncated"  # and the PNG's, what the decoder said, less OpenCV's log prefix
+    assert reasons[str(paths[4])] not in ("", "truncated") and not reasons[str(paths[4])].startswith("[")
+    kept = ImageCache(paths[:4] + paths[5:], tmp_path / "kept", key="k", workers=1, truncated="keep")[16]
+    assert len(kept) == 5  # the cut JPEG decoded after all: libjpeg warns of corrupt data as it does
+    out, err = capfd.readouterr()
+    said = [line for line in (out + err).splitlines() if not line.startswith("kept 1 of 5 images that are JPEGs cut short")]
+    assert len(said) < len((out + err).splitlines())  # the notice, and nothing the decoders said
+    assert not any(text in line for line in said for text in ("libpng", "JPEG", "Premature end"))
 
 
 def test_odd_image_modes_decode_to_upright_8bit_rgb(tmp_path):
