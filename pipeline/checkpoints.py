@@ -1,4 +1,5 @@
-"""What a checkpoint holds, and writing one atomically, so a kill never leaves half a file."""
+"""What a checkpoint holds, and writing one atomically, so a kill never leaves half a file; and
+whether one that came some other way (a copy) loads."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +21,16 @@ def checkpoint(model, recipe: Recipe, row: dict, multilabel: bool) -> dict:
 def save(obj: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def unloadable(path: Path) -> str | None:
+    """Why the checkpoint at `path` does not load (a copy cut off, a full disk), or None when it
+    does. Memory-mapped: its tensors are not read, so checking a fold's checkpoints costs little."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e)[:80]}"
+    return None
 
 
 def snapshot_name(phase_index: int, epoch: int) -> str:

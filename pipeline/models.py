@@ -76,15 +76,30 @@ def _timm_pretrained(arch: str, num_classes: int) -> nn.Module:
             f"or --weights none to train from scratch") from None
 
 
+WEIGHTS_FILE = ("a state dict saved by torch.save(model.state_dict()) (or a checkpoint holding one under "
+                "'state_dict' or 'model'), or a .safetensors file")
+
+
 def _read_state_dict(path: Path) -> dict:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = _load_weights(path)
+    except Exception as e:  # text, a copy cut off, a whole pickled model: all the user's file to fix
+        raise PipelineError(f"weights file {path} does not load ({type(e).__name__}: {str(e)[:80]}); "
+                            f"it must be {WEIGHTS_FILE}") from None
     for key in ("state_dict", "model", "model_state"):  # common checkpoint wrappers
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
+    if not isinstance(state, dict):
+        raise PipelineError(f"weights file {path} holds a {type(state).__name__}, not tensors by name; "
+                            f"it must be {WEIGHTS_FILE}")
     return state
+
+
+def _load_weights(path: Path):
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_backbone(model: nn.Module, state: dict, source: str) -> None:

@@ -8,17 +8,22 @@ whose later attempt did not finish keeps its scores, with that attempt in `lates
 
 Writers hold a lock for the read-modify-write (several runs and tuning trials end at once), and
 write through a temporary file, so a reader sees the table before or after, never a torn one.
+A table that does not read (garbage, a copy cut off) is set aside under that lock as
+<name>.broken-<time>, said in one line, and a new one starts: a run is never blocked by it.
 
 submissions.parquet: each Kaggle submission of a competition (one row per submission ref): the
 run it came from, its message, status and leaderboard scores."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from .files import fingerprint, locked, write_parquet
 from .workdir import Workdir
@@ -33,12 +38,33 @@ def read_runs(workdir: Workdir, competition: str | None = None) -> pd.DataFrame:
 
 
 def _read(f: Path, columns: list[str], competition: str | None) -> pd.DataFrame:
+    try:
+        df = _table(f, columns)
+    except pa.ArrowException:
+        with locked(f.with_suffix(".lock")):  # (the writers' lock: none is mid-way through this table)
+            df = _table_or_new(f, columns)
+    return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
+
+
+def _table(f: Path, columns: list[str]) -> pd.DataFrame:
     try:  # one open: pyarrow opening the path twice could meet two versions of a table replaced between
         with open(f, "rb") as fh:
-            df = pd.read_parquet(fh).reindex(columns=columns)
+            return pd.read_parquet(fh).reindex(columns=columns)
     except FileNotFoundError:
-        df = pd.DataFrame(columns=columns)
-    return df if competition is None else df[df["competition"] == competition].reset_index(drop=True)
+        return pd.DataFrame(columns=columns)
+
+
+def _table_or_new(f: Path, columns: list[str]) -> pd.DataFrame:
+    """The table, or (when it does not read) an empty one after setting the file aside. Only under
+    the table's lock: read again there, as another process may have set it aside meanwhile."""
+    try:
+        return _table(f, columns)
+    except pa.ArrowException as e:
+        aside = f.with_name(f"{f.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(f, aside)
+        print(f"{f}: unreadable ({type(e).__name__}: {str(e)[:80]}); set aside as {aside.name}, "
+              f"a new one starts", file=sys.stderr)
+        return pd.DataFrame(columns=columns)
 
 
 def record_run(workdir: Workdir, settings: dict, *, run_dir: Path, metric, stage_seconds: dict,
@@ -56,7 +82,7 @@ def record_run(workdir: Workdir, settings: dict, *, run_dir: Path, metric, stage
             "run_dir": str(run_dir)}
     rows = [{**base, "fold": f["fold"], "score": f[metric.name], "oof": oof} for f in folds or []] or [base]
     with locked(workdir.runs_table.with_suffix(".lock")):
-        old = read_runs(workdir)
+        old = _table_or_new(workdir.runs_table, RUN_COLUMNS)
         this = (old["competition"] == base["competition"]) & (old["run"] == base["run"])
         finished = old[this & (old["status"] == "finished")]
         new = pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -99,7 +125,7 @@ def record_submissions(workdir: Workdir, rows: list[dict]) -> pd.DataFrame:
     for col in ("public_score", "private_score"):  # Kaggle sends scores as text, "" before scoring
         new[col] = pd.to_numeric(new[col].replace("", None), errors="coerce")
     with locked(workdir.submissions_table.with_suffix(".lock")):
-        old = read_submissions(workdir)
+        old = _table_or_new(workdir.submissions_table, SUBMISSION_COLUMNS)
         merged = (pd.concat([old, new], ignore_index=True) if len(old) else new).astype({"ref": "int64"})
         merged = merged.groupby(["competition", "ref"], sort=False, as_index=False).last()  # last non-null
         write_parquet(workdir.submissions_table, merged[SUBMISSION_COLUMNS])

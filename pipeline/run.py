@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from . import PipelineError, Pruned, diagnostics, ensemble, registry, submission as sub, thresholds
-from .checkpoints import snapshot_name
+from .checkpoints import snapshot_name, unloadable
 from .competition import Competition, load
 from .device import Device
 from .distributed import MODES, SINGLE, Group, launch
@@ -180,8 +180,10 @@ def _quiet(*parts) -> None:
     """The log of ranks other than 0: rank 0 speaks for the run."""
 
 
-def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None], alone: bool = False) -> None:
-    """Run `fn` unless the manifest says it already ran with this key and its outputs exist.
+def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], None], alone: bool = False,
+          intact: Callable[[], bool] = lambda: True) -> None:
+    """Run `fn` unless the manifest says it already ran with this key, its outputs exist and are
+    `intact()`.
     Every rank runs it (each stage decides what a rank does), or rank 0 `alone`; rank 0 records
     it, and the ranks leave together. Whether it runs is rank 0's word: a rank that arrives late
     would find rank 0's record of this very stage and skip it, leaving the others waiting."""
@@ -189,7 +191,7 @@ def stage(r: Run, name: str, key: str, outputs: list[Path], fn: Callable[[], Non
     manifest = read_json(manifest_file, {})
     r.keys[name] = key
     done = manifest.get(name, {})
-    if r.ranks.broadcast(done.get("key") == key and all(p.exists() for p in outputs)):
+    if r.ranks.broadcast(done.get("key") == key and all(p.exists() for p in outputs) and intact()):
         r.log(f"[{name}] up to date, skipped")
         r.times[name] = 0.0
         return
@@ -246,9 +248,11 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
     for k in own_folds(r):
         key = train_key(r, k)
         done = r.fold_dir(k) / "done.json"
-        if (read_json(done, {}) or {}).get("key") == key:
+        if fold_trained(r, k, log):
             log(f" fold {k}: trained, skipped")
             continue
+        if r.dev.group.main:  # (training it again: killed half way, it must not pass for done)
+            done.unlink(missing_ok=True)
         log(f" fold {k} of {r.recipe.folds}")
         for line in one_step_epochs(r.recipe.batch_size, int((folds != k).sum()), k):
             log(line)
@@ -268,6 +272,24 @@ def one_step_epochs(batch_size: int, images: int, k: int) -> list[str]:
     smaller = 2 ** int(np.log2(max(1, images // 4)))
     return [f"  batch size {batch_size} for fold {k}'s {images} training images trains one step an epoch; "
             f"--batch-size {smaller} gives {images // smaller}"]
+
+
+def fold_trained(r: Run, k: int, log: Callable | None = None) -> bool:
+    """Fold k was trained with these settings (its done.json), and its checkpoint and every other
+    set of weights predicting may load (best, snapshots, SWA, EMA) loads: one cut off (a copy, a
+    full disk) is a fold to train again, said in a line to `log`, not a crash in predict."""
+    fold_dir = r.fold_dir(k)
+    if (read_json(fold_dir / "done.json", {}) or {}).get("key") != train_key(r, k):
+        return False
+    kept = [fold_dir / "last.pt", fold_dir / "best.pt", *ensemble.snapshots(fold_dir),
+            *(fold_dir / f for f in ensemble.AVERAGED)]
+    for path in dict.fromkeys([fold_dir / f"{r.recipe.checkpoint}.pt", *(p for p in kept if p.exists())]):
+        why = unloadable(path)
+        if why:
+            if log:
+                log(f" fold {k}: {path} does not load ({why}); training this fold again")
+            return False
+    return True
 
 
 def fresh_model(r: Run) -> torch.nn.Module:
@@ -534,7 +556,8 @@ def run_stages(r: Run) -> dict:
     folds = folds_stage(r)
     fold_keys = [train_key(r, k) for k in trained]
     stage(r, "train", fingerprint(fold_keys),
-          [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds))
+          [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds),
+          intact=lambda: all(fold_trained(r, k) for k in trained))
     stage(r, "predict", fingerprint(fold_keys, settings_for(rc, "predict"), r.keys["data"]),
           [r.run_dir / f for f in ("oof_predictions.parquet", "test_predictions.parquet", "ensemble.json")],
           lambda: predict_stage(r, folds))

@@ -274,3 +274,20 @@ def test_a_truncated_state_file_restarts_the_fold_with_a_warning(workdir, plant_
     run_all(r)
     assert any(f"{state} is unreadable" in line and "training this fold from its start" in line for line in said)
     assert any("epoch 1/2" in line for line in said)
+
+
+@pytest.mark.parametrize("weights", ["last.pt", "swa.pt"])
+def test_a_cut_off_checkpoint_is_a_fold_to_train_again_not_a_crash_in_predict(workdir, plant_data, weights):
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    recipe = replace(recipe, train_folds=(0,), phases=(recipe.phases[-1],))  # (an SWA phase: swa.pt too)
+    run_all(start_plant(plant_data, recipe=recipe))
+    path = workdir / "data" / "runs" / "plant-seedlings" / "custom" / "fold0" / weights
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])  # a copy cut off
+    said = []
+    r = start_plant(plant_data, recipe=replace(recipe, tta=2))  # (predict runs again: it loads the weights)
+    r.log = lambda *parts: said.append(" ".join(map(str, parts)))
+    run_all(r)
+    [line] = [line for line in said if str(path) in line]
+    assert line.startswith(f" fold 0: {path} does not load (RuntimeError: ") and line.endswith("training this fold again")
+    assert "[train] up to date, skipped" not in said and any("epoch 1/2" in line for line in said)
+    torch.load(path, map_location="cpu", weights_only=False)  # whole again

