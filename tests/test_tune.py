@@ -224,11 +224,10 @@ def test_a_missing_data_folder_is_one_line_before_any_trial(tiny, workdir, monke
 
 
 @pytest.mark.quick
-def test_a_trial_that_fails_for_its_values_counts_toward_trials(tiny, workdir):
+def test_a_trial_that_fails_for_its_values_counts_toward_trials(tiny, workdir, monkeypatch):
     said = []
-    with pytest.MonkeyPatch.context() as mp:
-        fake_runs(mp, lambda call: fail("phase 1: these values cannot run") if call == 0 else 0.5)
-        tune("tiny", study="f", trials=2, sampler="random", seed=0, pruner="none", log=said.append)
+    fake_runs(monkeypatch, lambda call: fail("phase 1: these values cannot run") if call == 0 else 0.5)
+    tune("tiny", study="f", trials=2, sampler="random", seed=0, pruner="none", log=said.append)
     assert [t.state.name for t in trials_of(workdir, "f")] == ["FAIL", "COMPLETE"]  # two asked for, not three
     assert "trial 0: failed: phase 1: these values cannot run" in said
 
