@@ -48,8 +48,8 @@ def parser() -> argparse.ArgumentParser:
                         "each trial an ordinary run")
     tu.add_argument("competition")
     tu.add_argument("--study", default="study", help="the study's name: run again to continue it (default study)")
-    tu.add_argument("--trials", type=int, help="finished trials in the study, all processes together "
-                    "(default 20; a grid: its size)")
+    tu.add_argument("--trials", type=int, help="trials asked for in the study, all processes together, failed "
+                    "ones included (default 20; a grid: its size)")
     tu.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe",
                     help="tpe (Bayesian, the default), random, or grid (Choice and Int values only)")
     tu.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",

@@ -14,8 +14,12 @@ run folder (<study>-<number>) and registry row, so `pipeline report` ranks trial
 - The study lives in a journal file under data/tune/<competition>/ (several processes on one
   machine share it) or `--storage URL` (an RDB, for several machines). Stopping and starting
   `pipeline tune` again continues the same study. A trial left running by a killed process
-  on this machine is marked failed and its values queued again, and the retry resumes the
-  killed run from its last finished epoch. `--trials N` counts every process's trials."""
+  on this machine is marked failed and its values queued again (twice at most), and the retry
+  resumes the killed run from its last finished epoch.
+- `--trials N` bounds the trials asked for, by every process together, failed ones included (a
+  killed trial queued again counts once). What every trial shares (the data, the device, the
+  recipe's model, the run names) is checked before the first is asked for, and three trials
+  failing in a row stop the study with the error's line: no error loops."""
 from __future__ import annotations
 
 import os
@@ -33,6 +37,10 @@ from .workdir import Workdir
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
+RETRIES = 2  # a killed trial's values queued again at most this often: one that kills its process each time must not loop
+NOT_QUEUED = (f"its values were queued again {RETRIES} times already and are not again (a trial that ends "
+              f"its process each time?): it counts as failed")
+IN_A_ROW = 3  # trials of one process failing in a row that stop the study: an error that is not the trial's values
 
 
 def _optuna():
@@ -95,9 +103,8 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
          timeout: float | None = None, folds: str = "0", storage: str | None = None, pruner="median",
          recipe: str | None = None, data: str | None = None, device: str = "auto", seed: int | None = None,
          workdir: Workdir | None = None, log: Callable = print) -> str:
-    """Run trials until the study has `trials` finished ones (all processes together) or
-    `timeout` seconds pass. Returns the summary of --show."""
-    from .run import run_all, start
+    """Run trials until the study has asked for `trials` (all processes together, failed ones
+    included) or `timeout` seconds pass. Returns the summary of --show."""
     optuna = _optuna()
     workdir = workdir or Workdir.default()
     comp = load(comp_name)
@@ -109,17 +116,19 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
     check(space, base, f"{comp.folder}/competition.py")
     if trials is None:
         trials = len(_grid_points(space)) if sampler == "grid" else 20
+    data = str(_shared(comp, base, study, workdir=workdir, data=data, device=device, train_folds=train_folds,
+                       log=log))
     epochs = sum(p.epochs for p in base.phases)
     st = optuna.create_study(storage=storage_for(workdir, comp, study, storage), study_name=study, load_if_exists=True,
                              direction="maximize" if comp.metric.higher_is_better else "minimize",
                              sampler=make_sampler(sampler, space, trials, seed), pruner=make_pruner(pruner, epochs))
     st.set_user_attr("recipe", recipe_name)
     t0, lock = time.time(), journal(workdir, comp, study).with_suffix(".lock")
+    ran, failed = 0, []  # this process's trials, and those of them failing in a row with their errors
     while timeout is None or time.time() - t0 < timeout:
         with locked(lock):  # count and ask as one step: no process starts trial N + 1
             _fail_stale(st, log)
-            counted = [t for t in st.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED", "RUNNING")]
-            if len(counted) >= trials:
+            if _asked(st.get_trials(deepcopy=False)) >= trials:
                 break
             trial = st.ask()
             run = trial.user_attrs.get("resume_run") or f"{study}-{trial.number}"
@@ -127,25 +136,68 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
                 trial.set_user_attr(key, value)
         params = suggest(trial, space)
         log(f"trial {trial.number} ({run}): {params}")
+        ran += 1
         try:
-            changed = apply(base, params)
-            r = start(comp_name, workdir=workdir, data=data, run=run, recipe=changed, device=device, log=log,
-                      train_folds=train_folds)
-            r.on_epoch = _reporter(trial)
-            value = run_all(r)["oof"]
+            value = run_trial(comp_name, apply(base, params), trial, run, workdir=workdir, data=data, device=device,
+                              train_folds=train_folds, log=log)
         except Pruned as e:
             _tell(st, trial, state=optuna.trial.TrialState.PRUNED)
             log(f"trial {trial.number}: pruned ({e})")
+            failed = []
         except PipelineError as e:  # settings that cannot run (an SGDR phase the epochs don't fill...)
             _tell(st, trial, state=optuna.trial.TrialState.FAIL)
             log(f"trial {trial.number}: failed: {e}")
+            failed.append((trial.number, str(e).splitlines()[0] if str(e) else type(e).__name__))
+            if len(failed) >= IN_A_ROW:
+                raise PipelineError(_stopped(study, failed)) from None
         except BaseException:  # Ctrl-C, SIGTERM: the trial goes back in the queue; its run resumes
-            _retry(st, trial.number, params, run)
+            if not _retry(st, trial.number, params, trial.user_attrs):
+                log(f"trial {trial.number}: {NOT_QUEUED}")
             raise
         else:
             _tell(st, trial, value)
             log(f"trial {trial.number}: {comp.metric.name} {value:.4f}")
+            failed = []
+    if failed and len(failed) == ran:  # nothing this process asked for ran: say why, as an error
+        raise PipelineError(_stopped(study, failed))
     return show(comp_name, study=study, storage=storage, workdir=workdir)
+
+
+def _shared(comp: Competition, base: Recipe, study: str, *, workdir: Workdir, data: str | None, device: str,
+            train_folds, log: Callable) -> Path:
+    """What every trial shares, checked once before the first is asked for, as `pipeline run`
+    checks it: the run names, the device, the data (found or fetched), its layout and sample
+    file, the recipe's model. An error here would fail every trial the same way: it is one line
+    now, not a study of failed trials. Returns the data folder the trials read."""
+    from .run import find_or_fetch, start
+    found = find_or_fetch(comp, data, workdir, log)  # (its download said once, not a trial's)
+    start(comp.name, workdir=workdir, data=str(found), run=f"{study}-0", recipe=base, device=device,
+          log=lambda *parts: None, train_folds=train_folds)  # (each trial says the data's notices)
+    return found
+
+
+def run_trial(comp_name: str, recipe: Recipe, trial, run: str, *, workdir: Workdir, data: str, device: str,
+              train_folds, log: Callable) -> float:
+    """One trial: an ordinary run of `recipe`, its score after each epoch told to the pruner."""
+    from .run import run_all, start
+    r = start(comp_name, workdir=workdir, data=data, run=run, recipe=recipe, device=device, log=log,
+              train_folds=train_folds)
+    r.on_epoch = _reporter(trial)
+    return run_all(r)["oof"]
+
+
+def _asked(trials: list) -> int:
+    """The trials `--trials` counts: every one asked for, failed ones included, but a killed one
+    once: its values queued again (WAITING until asked) stand for it."""
+    requeued = {t.user_attrs.get("retry_of") for t in trials}
+    return sum(t.state.name != "WAITING" and t.number not in requeued for t in trials)
+
+
+def _stopped(study: str, failed: list[tuple[int, str]]) -> str:
+    """The last error, and that the study stops on it (failed trials count toward --trials)."""
+    numbers = ", ".join(str(n) for n, _ in failed)
+    return (f"{failed[-1][1]} (trial{'s' if len(failed) > 1 else ''} {numbers} of study {study!r} failed"
+            f"{' in a row' if len(failed) > 1 else ''}: the study stops; failed trials count toward --trials)")
 
 
 def _trial_folds(folds: str, base: Recipe) -> tuple[int, ...] | str:
@@ -206,15 +258,24 @@ def _fail_stale(st, log: Callable) -> None:
     """Trials left running by a process of this machine that is gone: failed, and queued again."""
     for t in st.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.RUNNING,)):
         if t.user_attrs.get("host") == socket.gethostname() and not _alive(t.user_attrs.get("pid", 0)):
-            _retry(st, t.number, t.params, t.user_attrs.get("run"))
-            log(f"trial {t.number} was left running by a process that died: marked failed, its values "
-                f"queued again (its run {t.user_attrs.get('run')} resumes)")
+            if _retry(st, t.number, t.params, t.user_attrs):
+                log(f"trial {t.number} was left running by a process that died: marked failed, its values "
+                    f"queued again (its run {t.user_attrs.get('run')} resumes)")
+            else:
+                log(f"trial {t.number} was left running by a process that died: marked failed; {NOT_QUEUED}")
 
 
-def _retry(st, number: int, params: dict, run: str | None) -> None:
+def _retry(st, number: int, params: dict, attrs: dict) -> bool:
+    """Mark the trial failed and queue its values again (`retry_of` names it: the retry counts in
+    its place), unless they were queued RETRIES times already. Whether they were queued."""
     optuna = _optuna()
     _tell(st, number, state=optuna.trial.TrialState.FAIL)
-    st.enqueue_trial(params, user_attrs={"resume_run": run} if run else None, skip_if_exists=False)
+    retries = attrs.get("retries", 0)
+    if retries >= RETRIES:
+        return False
+    again = {"retry_of": number, "retries": retries + 1} | ({"resume_run": attrs["run"]} if attrs.get("run") else {})
+    st.enqueue_trial(params, user_attrs=again, skip_if_exists=False)
+    return True
 
 
 def trial_settings(comp: Competition, spec: str, storage: str | None, workdir: Workdir) -> tuple[Recipe, str]:

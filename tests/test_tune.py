@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+import pipeline.run
 from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.competition import load
@@ -183,6 +184,88 @@ def test_a_storage_that_cannot_be_reached_is_one_line(tiny, workdir, capsys):
     assert "--storage sqlite:///" in capsys.readouterr().err
     assert main(["tune", "tiny", "--study", "none", "--show"]) == 2
     assert "no study 'none' for tiny" in capsys.readouterr().err
+
+
+class Looping(BaseException):
+    """What a guarded fake raises past its fifth call: a study that would never stop, failed instead of hung."""
+
+
+def fake_runs(monkeypatch, outcome):
+    """Trials that don't train: the run's stages replaced by `outcome(call)` (a score, or it raises)."""
+    calls = []
+
+    def run_all(r):
+        calls.append(r.name)
+        if len(calls) > 5:
+            raise Looping(f"{len(calls)} runs for a study of at most 4 trials")
+        return {"oof": outcome(len(calls) - 1)}
+    monkeypatch.setattr("pipeline.run.run_all", run_all)
+    return calls
+
+
+def fail(message):
+    raise PipelineError(message)
+
+
+@pytest.mark.quick
+def test_a_missing_data_folder_is_one_line_before_any_trial(tiny, workdir, monkeypatch, capsys):
+    start, starts = pipeline.run.start, []
+
+    def guarded(*args, **kwargs):
+        starts.append(kwargs.get("run"))
+        if len(starts) > 5:
+            raise Looping(f"trials {starts} run on without data")
+        return start(*args, **kwargs)
+    monkeypatch.setattr("pipeline.run.start", guarded)
+    with pytest.raises(PipelineError) as e:
+        tune("tiny", study="nodata", trials=1, data=str(workdir / "nonexistent"), log=lambda *a: None)
+    assert str(e.value).startswith(f"--data {workdir / 'nonexistent'}: not tiny's data") and "\n" not in str(e.value)
+    assert not (workdir / "data" / "tune" / "tiny" / "nodata.journal").exists()  # no trial asked for
+    assert main(["tune", "tiny", "--study", "nodata", "--trials", "1", "--data", "nonexistent"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.quick
+def test_a_trial_that_fails_for_its_values_counts_toward_trials(tiny, workdir, monkeypatch):
+    said = []
+    fake_runs(monkeypatch, lambda call: fail("phase 1: these values cannot run") if call == 0 else 0.5)
+    tune("tiny", study="f", trials=2, sampler="random", seed=0, pruner="none", log=said.append)
+    assert [t.state.name for t in trials_of(workdir, "f")] == ["FAIL", "COMPLETE"]  # two asked for, not three
+    assert "trial 0: failed: phase 1: these values cannot run" in said
+
+
+@pytest.mark.quick
+def test_trials_failing_in_a_row_stop_the_study_in_one_line(tiny, workdir, monkeypatch):
+    fake_runs(monkeypatch, lambda call: fail("an error no trial's values cause"))
+    with pytest.raises(PipelineError, match=r"^an error no trial's values cause \(trials 0, 1, 2 of study 'r' "
+                                            r"failed in a row: the study stops"):
+        tune("tiny", study="r", trials=20, sampler="random", pruner="none", log=lambda *a: None)
+    assert [t.state.name for t in trials_of(workdir, "r")] == ["FAIL"] * 3
+    with pytest.raises(PipelineError, match=r"\(trial 3 of study 'r' failed: the study stops"):  # all it ran failed
+        tune("tiny", study="r", trials=4, sampler="random", pruner="none", log=lambda *a: None)
+
+
+class Killed(BaseException):
+    """A trial that ends its process (a crash, the memory killer, Ctrl-C)."""
+
+
+@pytest.mark.quick
+def test_a_trial_that_ends_its_process_each_time_is_queued_again_twice_at_most(tiny, workdir, monkeypatch):
+    said = []
+
+    def killed(call):
+        raise Killed()
+    fake_runs(monkeypatch, killed)
+    for _ in range(3):  # the trial, and its values queued again twice
+        with pytest.raises(Killed):
+            tune("tiny", study="q", trials=2, sampler="random", pruner="none", log=said.append)
+    assert "trial 2: its values were queued again 2 times already and are not again" in said[-1]
+    fake_runs(monkeypatch, lambda call: 0.5)
+    tune("tiny", study="q", trials=2, sampler="random", pruner="none", log=said.append)
+    trials = trials_of(workdir, "q")
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "FAIL", "COMPLETE"]  # the killed trial counts once
+    assert trials[0].params == trials[1].params == trials[2].params != trials[3].params
+    assert [t.user_attrs["run"] for t in trials] == ["q-0", "q-0", "q-0", "q-3"]  # each retry resumes the run
 
 
 def test_the_recipe_source_round_trips():
