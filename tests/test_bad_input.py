@@ -27,12 +27,14 @@ def start_plant(data, **kw):
     return start("plant-seedlings", data=str(data), recipe=kw.pop("recipe", recipe), log=lambda *a: None, **kw)
 
 
+@pytest.mark.quick
 def test_missing_train_folder(workdir, plant_data):
     shutil.rmtree(plant_data / "train")
     with pytest.raises(PipelineError, match=r"plant-seedlings: not plant-seedlings's data \(needs train"):
         start_plant(plant_data)
 
 
+@pytest.mark.quick
 def test_empty_train_folder(workdir, plant_data):
     shutil.rmtree(plant_data / "train")
     (plant_data / "train").mkdir()
@@ -40,6 +42,7 @@ def test_empty_train_folder(workdir, plant_data):
         start_plant(plant_data)
 
 
+@pytest.mark.quick
 def test_class_folder_not_in_the_definition(workdir, plant_data):
     (plant_data / "train" / "Dandelion").mkdir()
     with pytest.raises(PipelineError, match=r"train/Dandelion: class folder 'Dandelion' is not one of"):
@@ -78,6 +81,7 @@ def test_the_one_step_warning_agrees_with_the_loader():
         assert bool(run.one_step_epochs(32, images, 0)) == (steps == 1), images
 
 
+@pytest.mark.quick
 def test_image_that_fails_to_decode(workdir, plant_data):
     bad = plant_data / "train" / "Maize" / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -112,12 +116,14 @@ def test_a_jpeg_cut_short_stops_the_run_unless_the_competition_keeps_it(workdir,
         load("plant-keep")
 
 
+@pytest.mark.quick
 def test_sample_submission_ids_that_do_not_match_the_test_folder(workdir, plant_data):
     (plant_data / "test" / "t0000.png").unlink()
     with pytest.raises(PipelineError, match=r"sample_submission.csv: its ids don't match the test folder"):
         start_plant(plant_data)
 
 
+@pytest.mark.quick
 def test_recipe_with_an_unknown_layer_group(workdir, plant_data):
     recipe = shrink(load("plant-seedlings").recipes["cpu"])
     recipe = replace(recipe, phases=(Phase(size=32, epochs=1, lr=1e-3, frozen=("backbone",)),))
@@ -125,11 +131,13 @@ def test_recipe_with_an_unknown_layer_group(workdir, plant_data):
         start_plant(plant_data, recipe=recipe)
 
 
+@pytest.mark.quick
 def test_a_random_crop_share_outside_0_to_1(workdir, plant_data, capsys):
     assert main(["run", "plant-seedlings", "--data", str(plant_data), "--random-crop", "1.5"]) == 2
     assert "random_crop=1.5; the smallest share of an image's area a crop keeps" in capsys.readouterr().err
 
 
+@pytest.mark.quick
 def test_cli_prints_one_line_and_exits_2(workdir, plant_data, capsys):
     shutil.rmtree(plant_data / "train")
     assert main(["run", "plant-seedlings", "--data", str(plant_data)]) == 2
@@ -139,11 +147,13 @@ def test_cli_prints_one_line_and_exits_2(workdir, plant_data, capsys):
     assert "available: " in capsys.readouterr().err
 
 
+@pytest.mark.quick
 def test_cli_lists_competitions(capsys):
     assert main(["list"]) == 0
     assert {"digits", "plant-seedlings"} <= set(capsys.readouterr().out.split())
 
 
+@pytest.mark.quick
 def test_what_the_layout_skips_is_named_at_the_start(workdir, plant_data):
     (plant_data / "train" / "Maize" / "notes.txt").write_text("x")
     (plant_data / "train" / "Maize" / "anim.gif").write_bytes(b"GIF89a")
@@ -163,6 +173,7 @@ def test_what_the_layout_skips_is_named_at_the_start(workdir, plant_data):
 PLANT = ["run", "plant-seedlings", "--arch", "test_efficientnet", "--weights", "none"]
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("args, said", [
     (["--batch-size", "0"], "batch_size=0; images per batch, at least 1"),
     (["--seed", "-1"], "seed=-1; a whole number from 0 to 2**32 - 1"),
@@ -179,6 +190,7 @@ def test_settings_are_checked_before_anything_is_trained(workdir, plant_data, ca
     assert "fold 0 of" not in out and not (workdir / "data" / "runs").exists()
 
 
+@pytest.mark.quick
 def test_a_corrupt_test_image_is_said_before_the_first_epoch(workdir, plant_data):
     (plant_data / "test" / "t0003.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off")
     said = []
@@ -189,6 +201,7 @@ def test_a_corrupt_test_image_is_said_before_the_first_epoch(workdir, plant_data
     assert not any("epoch" in line for line in said)
 
 
+@pytest.mark.quick
 def test_a_definition_with_a_syntax_error_names_its_line(workdir, capsys):
     folder = workdir / "competitions" / "broken"
     folder.mkdir(parents=True)
@@ -201,6 +214,7 @@ def test_a_definition_with_a_syntax_error_names_its_line(workdir, capsys):
     assert "competition.py:2: NameError: name 'undefined_name' is not defined" in capsys.readouterr().err
 
 
+@pytest.mark.quick
 def test_an_empty_labels_csv_or_sample_is_one_line(workdir, tmp_path, capsys):
     from kaggle_layouts import dog_breeds
     root = dog_breeds(tmp_path / "dog-breed-identification")
@@ -213,6 +227,7 @@ def test_an_empty_labels_csv_or_sample_is_one_line(workdir, tmp_path, capsys):
     assert f"{root / 'sample_submission.csv'}: not a readable CSV" in capsys.readouterr().err
 
 
+@pytest.mark.quick
 def test_a_read_only_work_folder_is_one_line(workdir, plant_data, capsys, monkeypatch):
     workdir.chmod(0o555)
     if os.access(workdir, os.W_OK):  # root writes anywhere: the refusal a user would meet, made by hand
@@ -232,6 +247,7 @@ def test_a_read_only_work_folder_is_one_line(workdir, plant_data, capsys, monkey
     assert "cannot write here (Permission denied); run pipeline from a folder you can write to" in err
 
 
+@pytest.mark.quick
 def test_a_full_disk_names_the_file_and_the_space(workdir, plant_data, capsys, monkeypatch):
     import pandas as pd
 
@@ -245,6 +261,7 @@ def test_a_full_disk_names_the_file_and_the_space(workdir, plant_data, capsys, m
     assert not list((workdir / "data" / "registry").glob(".*tmp"))  # nothing half-written left
 
 
+@pytest.mark.quick
 def test_the_decoded_image_cache_refuses_a_disk_it_cannot_fit(workdir, plant_data, monkeypatch):
     import shutil as sh
     real = sh.disk_usage
@@ -255,6 +272,7 @@ def test_the_decoded_image_cache_refuses_a_disk_it_cannot_fit(workdir, plant_dat
         r.train_images.prepare([32])
 
 
+@pytest.mark.quick
 def test_a_truncated_state_file_restarts_the_fold_with_a_warning(workdir, plant_data):
     recipe = shrink(load("plant-seedlings").recipes["cpu"])
     recipe = replace(recipe, train_folds=(0,), phases=(replace(recipe.phases[-1], epochs=2),))

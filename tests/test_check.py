@@ -2,6 +2,7 @@
 frozen network, and always writes the labelled batch."""
 from dataclasses import replace
 
+import pytest
 import torch
 
 from pipeline.check import check, overfit
@@ -20,6 +21,7 @@ def plant_run(plant_data):
     return start("plant-seedlings", recipe=replace(recipe, batch_size=8), data=str(plant_data), log=lambda *a: None)
 
 
+@pytest.mark.quick
 def test_a_healthy_setup_memorises_the_images(workdir, plant_data):
     passed, report = check(plant_run(plant_data), images=24, steps=300, size=32, lr=1e-2)
     assert passed and report.splitlines()[1].startswith("PASS: memorised 24 images"), report
@@ -27,6 +29,7 @@ def test_a_healthy_setup_memorises_the_images(workdir, plant_data):
     assert (out / "batch.png").read_bytes()[:8] == PNG and (out / "overfit.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.quick
 def test_shuffled_labels_with_a_frozen_network_fail_and_say_why(workdir, plant_data):
     # only the head can learn, and at a rate far too low: the loss barely moves
     passed, report = check(plant_run(plant_data), images=48, steps=30, size=32, lr=1e-5,
@@ -35,6 +38,7 @@ def test_shuffled_labels_with_a_frozen_network_fail_and_say_why(workdir, plant_d
     assert "frozen layer groups, or a learning rate far too low" in report
 
 
+@pytest.mark.quick
 def test_nothing_trainable_and_divergence_are_named():
     net = torch.nn.Linear(2, 2)
     for p in net.parameters():
@@ -44,6 +48,7 @@ def test_nothing_trainable_and_divergence_are_named():
     assert "too high" in overfit(torch.nn.Linear(2, 2), x * 1e30, y, Device.pick("cpu"), lr=1e30).message
 
 
+@pytest.mark.quick
 def test_the_cli_exit_code_says_pass_or_fail(workdir, plant_data, capsys):
     assert main(["check", "plant-seedlings", "--data", str(plant_data), "--arch", "test_efficientnet",
                  "--weights", "none", "--images", "12", "--steps", "3", "--size", "32",

@@ -15,6 +15,8 @@ from pipeline.workdir import Workdir
 from conftest import shrink
 from test_pipeline import Log
 
+pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
+
 
 def smoke(name, data, workdir, **overrides):
     log = Log()

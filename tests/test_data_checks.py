@@ -29,6 +29,7 @@ def plant_start(data):
     return comp.layout.notices(data) + comp.unseen_classes(train["label"], data), comp
 
 
+@pytest.mark.quick
 def test_valid_data_gives_no_warning(plant_data, tmp_path):
     lines, comp = plant_start(plant_data)
     assert lines == []
@@ -38,6 +39,7 @@ def test_valid_data_gives_no_warning(plant_data, tmp_path):
     assert DOGS.notices(dogs) == [] and len(DOGS.train(dogs, None)) == 24 and len(DOGS.test(dogs)) == 5
 
 
+@pytest.mark.quick
 def test_repeated_ids_in_the_labels_csv_are_refused_with_the_count_and_examples(tmp_path):
     root = dog_breeds(tmp_path / "dogs")
     labels = pd.read_csv(root / "labels.csv", dtype=str)
@@ -49,6 +51,7 @@ def test_repeated_ids_in_the_labels_csv_are_refused_with_the_count_and_examples(
                             f"list each image once (drop the repeated rows)")
 
 
+@pytest.mark.quick
 def test_an_image_name_in_two_class_folders_gets_class_ids_and_a_notice(plant_data):
     shutil.copy(plant_data / "train" / "Maize" / "07000ab.png", plant_data / "train" / "Charlock")
     lines, comp = plant_start(plant_data)
@@ -58,6 +61,7 @@ def test_an_image_name_in_two_class_folders_gets_class_ids_and_a_notice(plant_da
     assert train["id"].is_unique and {"Maize/07000ab", "Charlock/07000ab"} <= set(train["id"])
 
 
+@pytest.mark.quick
 def test_two_test_images_with_one_id_are_refused(tmp_path):
     root = dog_breeds(tmp_path / "dogs")
     first = sorted((root / "test").iterdir())[0]
@@ -67,6 +71,7 @@ def test_two_test_images_with_one_id_are_refused(tmp_path):
     assert str(e.value) == f"{root / 'test'}: 1 ids appear more than once (e.g. {first.stem}); keep one test image per id"
 
 
+@pytest.mark.quick
 def test_repeated_ids_in_the_sample_submission_are_refused(plant_data):
     spec = load("plant-seedlings").submission
     sample = pd.read_csv(plant_data / "sample_submission.csv")
@@ -77,6 +82,7 @@ def test_repeated_ids_in_the_sample_submission_are_refused(plant_data):
                             f"t0000.png); the sample lists each test image once: download the competition data again")
 
 
+@pytest.mark.quick
 def test_training_data_with_only_some_of_the_classes_is_named(plant_data):
     for name in PLANT_CLASSES:
         if name not in ("Charlock", "Maize"):
@@ -130,6 +136,7 @@ def test_an_image_with_no_tags_is_named_by_its_id(tmp_path):
     assert str(e.value) == f"{root / 'train_v2.csv'}: 1 row has no tags (ids train_5): fill them in or drop the rows"
 
 
+@pytest.mark.quick
 def test_files_the_layout_skips_are_counted_with_their_suffixes_and_what_is_read(plant_data):
     (plant_data / "train" / "Maize" / "notes.txt").write_text("x")
     (plant_data / "train" / "Maize" / "anim.gif").write_bytes(b"GIF89a")
@@ -139,6 +146,7 @@ def test_files_the_layout_skips_are_counted_with_their_suffixes_and_what_is_read
                      f"only {READ} files are read"]
 
 
+@pytest.mark.quick
 def test_an_empty_class_folder_is_named_and_its_class_has_no_images(plant_data):
     for p in (plant_data / "train" / "Black-grass").iterdir():
         p.unlink()
@@ -184,6 +192,7 @@ def zip_csv(src, dest):
     src.unlink()
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("name", ["sampleSubmission.csv", "SampleSubmission.csv", "sample_submission.csv.zip",
                                   "sample_submission.zip"])
 def test_the_sample_submission_is_found_under_kaggles_spellings(plant_data, name):
@@ -201,6 +210,7 @@ def test_the_sample_submission_is_found_under_kaggles_spellings(plant_data, name
     assert sample.equals(expected)
 
 
+@pytest.mark.quick
 def test_no_sample_submission_names_the_spellings_tried_and_the_setting(plant_data):
     comp = load("plant-seedlings")
     (plant_data / "sample_submission.csv").rename(plant_data / "my_sample.csv")
@@ -220,6 +230,7 @@ def test_no_sample_submission_names_the_spellings_tried_and_the_setting(plant_da
                             f"competition.py")
 
 
+@pytest.mark.quick
 def test_the_scaffold_shows_the_sample_setting(workdir):
     folder = new("my-comp", "csv", workdir / "competitions")
     text = (folder / "competition.py").read_text()

@@ -17,6 +17,7 @@ from pipeline.trainer import fit
 from conftest import tiny_data
 
 
+@pytest.mark.quick
 def test_the_flag_reaches_the_device_and_compiles_in_place():
     assert parser().parse_args(["run", "x", "--compile"]).compile
     assert not parser().parse_args(["run", "x"]).compile
@@ -55,6 +56,7 @@ def views_of(img: torch.Tensor) -> list[bytes]:
     return [v.contiguous().numpy().tobytes() for v in flipped + [v.transpose(0, 1) for v in flipped]]
 
 
+@pytest.mark.quick
 def test_flips_on_the_device_give_each_image_a_random_view_its_symmetry_allows():
     from pipeline.transforms import random_flips
     batch = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
@@ -66,6 +68,7 @@ def test_flips_on_the_device_give_each_image_a_random_view_its_symmetry_allows()
     assert not torch.equal(random_flips("dihedral", seed=6)(batch), random_flips("dihedral", seed=5)(batch))
 
 
+@pytest.mark.quick
 def test_a_device_that_flips_trains_deterministically_with_the_loader_spared_its_flips(tmp_path):
     from pipeline.trainer import setup_phase
     import albumentations as A

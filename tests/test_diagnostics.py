@@ -3,8 +3,11 @@ most confused pairs are right, the top-loss grid shows the worst predictions, an
 is a valid PNG."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.diagnostics import confusion, smooth, top_losses, training_curves
+
+pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

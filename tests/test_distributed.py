@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from pipeline import PipelineError
@@ -145,6 +146,7 @@ def test_ranks_that_disagree_stop_in_one_line(tmp_path):
                                         "'a1b2'; start every rank with the same command and the same data")
 
 
+@pytest.mark.quick
 def test_a_rank_shares_split_every_image_once_in_order():
     for n in (0, 1, 5, 806):
         for world in (1, 2, 3):
@@ -153,6 +155,7 @@ def test_a_rank_shares_split_every_image_once_in_order():
             assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
+@pytest.mark.quick
 def test_options_for_several_processes_need_them(workdir, capsys):
     assert main(["run", "digits", "--parallel", "folds"]) == 2
     assert "--parallel folds needs several processes: torchrun --nproc_per_node N -m pipeline -- run" in \
@@ -162,6 +165,7 @@ def test_options_for_several_processes_need_them(workdir, capsys):
     assert main(["--", "list"]) == 0  # the separator torchrun's launch form passes on
 
 
+@pytest.mark.quick
 def test_a_backend_this_torch_lacks_is_one_line(monkeypatch):
     from pipeline.distributed import launch as start_ranks
     monkeypatch.setenv("WORLD_SIZE", "2")

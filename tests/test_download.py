@@ -21,6 +21,8 @@ from pipeline.workdir import Workdir
 from conftest import make_plant_data
 from kaggle_standin import KEY, TOKEN, USER
 
+pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
+
 SLUG = "plant-seedlings-classification"
 
 

@@ -79,6 +79,7 @@ def test_swa_is_the_mean_of_the_weights_at_each_cycle_end_with_batchnorm_recompu
         assert not torch.allclose(swa["model"][k], sum(p[k] for p in points) / 3)
 
 
+@pytest.mark.quick
 def test_ema_is_the_moving_average_of_the_weights_after_each_step_that_trains_the_body(tmp_path, monkeypatch):
     recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, ema=0.8, phases=(
         Phase(size=24, epochs=1, lr=1e-2, frozen=("early", "late"), precompute=True),
@@ -106,6 +107,7 @@ def test_ema_is_the_moving_average_of_the_weights_after_each_step_that_trains_th
         validate(replace(recipe, ema=1.0), ["early", "late", "head"], "test")
 
 
+@pytest.mark.quick
 def test_recompute_bn_averages_every_batch_and_leaves_frozen_layers_alone():
     torch.manual_seed(0)
     model = nn.Sequential(nn.BatchNorm1d(4), nn.BatchNorm1d(4))
@@ -120,6 +122,7 @@ def test_recompute_bn_averages_every_batch_and_leaves_frozen_layers_alone():
     assert not model.training and model[0].momentum == 0.1
 
 
+@pytest.mark.quick
 def test_swa_needs_more_than_one_averaging_point():
     one = Recipe(phases=(Phase(size=24, epochs=2, lr=1e-3, swa=True),))  # 1cycle: one cycle end
     with pytest.raises(PipelineError, match="single set of weights"):
@@ -127,6 +130,7 @@ def test_swa_needs_more_than_one_averaging_point():
     validate(replace(one, phases=(replace(one.phases[0], schedule="constant"),)), ["early", "late", "head"], "test")
 
 
+@pytest.mark.quick
 def test_hardest_are_the_top_loss_examples_of_a_model_whose_outputs_the_test_sets(tmp_path):
     # the "model" is the identity and each example's input is its logits, so the losses are known
     labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
@@ -147,6 +151,7 @@ def test_hardest_are_the_top_loss_examples_of_a_model_whose_outputs_the_test_set
     assert list(hardest(labels, probs, 0.5)) == [5, 1, 9, 3, 7]
 
 
+@pytest.mark.quick
 def test_the_mining_round_adds_the_mined_images_to_every_epoch(tmp_path):
     first = Phase(size=24, epochs=1, lr=1e-2)
     recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6,
@@ -217,6 +222,7 @@ def test_predict_stage_averages_snapshots_and_swa_and_scores_each_ingredient(wor
     assert (run_dir / "fold0" / "swa.pt").exists()
 
 
+@pytest.mark.quick
 def test_the_switches_on_the_command_line(workdir, capsys):
     args = parser().parse_args(["run", "plant-seedlings", "--snapshots", "3", "--swa", "2", "--swa-schedule",
                                 "constant", "--hard-negatives", "0.1", "--oversample", "max", "--ema", "0.998"])

@@ -12,17 +12,20 @@ def labels():
     return np.array([0] * 50 + [1] * 25 + [2] * 10)
 
 
+@pytest.mark.quick
 def test_folds_are_stratified():
     folds = assign_folds(labels(), 5, 0, CLASSES)
     table = pd.crosstab(labels(), folds)
     assert (table.loc[0] == 10).all() and (table.loc[1] == 5).all() and (table.loc[2] == 2).all()
 
 
+@pytest.mark.quick
 def test_folds_are_reproducible_and_seeded():
     assert (assign_folds(labels(), 5, 0, CLASSES) == assign_folds(labels(), 5, 0, CLASSES)).all()
     assert not (assign_folds(labels(), 5, 0, CLASSES) == assign_folds(labels(), 5, 1, CLASSES)).all()
 
 
+@pytest.mark.quick
 def test_too_few_images_for_the_folds_is_an_error():
     with pytest.raises(PipelineError, match="'c' has 10 images"):
         assign_folds(labels(), 11, 0, CLASSES)
@@ -40,6 +43,7 @@ def tags(n=2000, seed=0):
     return y
 
 
+@pytest.mark.quick
 def test_iterative_stratification_spreads_every_tag_evenly():
     y = tags()
     folds = assign_folds(y, 5, 0, [str(i) for i in range(6)])
@@ -50,6 +54,7 @@ def test_iterative_stratification_spreads_every_tag_evenly():
     assert np.abs(np.bincount(folds) - 400).max() <= 2
 
 
+@pytest.mark.quick
 def test_iterative_stratification_beats_a_random_split_and_is_seeded():
     y = tags()
     folds = assign_folds(y, 5, 0, [str(i) for i in range(6)])

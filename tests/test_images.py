@@ -22,6 +22,7 @@ def some_images(folder, n=22):
     return paths
 
 
+@pytest.mark.quick
 def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "CHUNK", 4)
     paths = some_images(tmp_path / "img")
@@ -52,6 +53,7 @@ def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, mon
     assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["k-16px.npy", "k-24px.npy", "k.lock"]
 
 
+@pytest.mark.quick
 def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "CHUNK", 4)
     paths = some_images(tmp_path / "img")
@@ -67,6 +69,7 @@ def test_worker_processes_write_what_one_process_writes(tmp_path, monkeypatch):
     assert np.array_equal(pickle.loads(pickle.dumps(one))[rows], memory[rows])  # as a spawned loader worker gets it
 
 
+@pytest.mark.quick
 def test_a_truncated_cache_file_is_rebuilt_not_trusted(tmp_path, capsys):
     paths = some_images(tmp_path / "img", n=5)
     want = np.array(ImageCache(paths, tmp_path / "cache", key="k")[24])
@@ -78,6 +81,7 @@ def test_a_truncated_cache_file_is_rebuilt_not_trusted(tmp_path, capsys):
     assert f.stat().st_size == 128 + 5 * 24 * 24 * 3  # header + every image, whole again
 
 
+@pytest.mark.quick
 def test_every_unreadable_image_is_reported_at_once(tmp_path):
     paths = some_images(tmp_path / "img", n=8)
     for i in (1, 4, 6):
@@ -169,6 +173,7 @@ def test_what_the_decoders_print_stays_off_the_terminal_and_the_error_names_the_
     assert not any(text in line for line in said for text in ("libpng", "JPEG", "Premature end"))
 
 
+@pytest.mark.quick
 def test_odd_image_modes_decode_to_upright_8bit_rgb(tmp_path):
     deep = (np.arange(10 * 12 * 3).reshape(10, 12, 3) * 500).astype(np.uint16)  # 16-bit, BGR on disk
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
@@ -205,6 +210,7 @@ def bars(img: np.ndarray) -> np.ndarray:
     return (img[..., 2] > 200) & (img[..., 0] < 50)  # blue, not white
 
 
+@pytest.mark.quick
 def test_each_resize_policy_gives_a_square_and_keeps_proportions_where_it_promises():
     wide = np.zeros((60, 120, 3), np.uint8)  # a landscape photo: a disc in the middle, bars at both ends
     cv2.circle(wide, (60, 30), 25, (255, 255, 255), -1)
@@ -228,6 +234,7 @@ def test_each_resize_policy_gives_a_square_and_keeps_proportions_where_it_promis
     assert all((images.resize(square, 30, p) == square).all() for p in images.RESIZE)  # nothing to do
 
 
+@pytest.mark.quick
 def test_the_cache_keeps_one_file_per_policy(tmp_path):
     paths = [tmp_path / "wide.png"]
     wide = np.zeros((20, 40, 3), np.uint8)
@@ -241,6 +248,7 @@ def test_the_cache_keeps_one_file_per_policy(tmp_path):
         ImageCache(paths, resize="stretch")
 
 
+@pytest.mark.quick
 def test_random_resized_crops_frame_each_image_differently_at_the_phase_size():
     from pipeline.transforms import train_augment
     img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)

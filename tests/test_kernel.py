@@ -45,11 +45,13 @@ def test_a_run_inside_a_kernel_reads_input_and_writes_working(workdir, kaggle_ro
     assert list(workdir.iterdir()) == []  # nothing written where the command was started
 
 
+@pytest.mark.quick
 def test_a_kernel_without_the_data_attached_says_so_and_never_downloads(workdir, kaggle_root):
     with pytest.raises(PipelineError, match="attach the competition"):
         start("plant-seedlings", recipe=shrink(load("plant-seedlings").recipes["cpu"]))
 
 
+@pytest.mark.quick
 def test_kernel_folder_is_ready_to_push(workdir, monkeypatch, capsys):
     monkeypatch.setenv("KAGGLE_USERNAME", "tester")
     assert main(["kernel", "plant-seedlings", "--run-args=--recipe gpu --train-folds all"]) == 0

@@ -10,6 +10,8 @@ from pipeline.files import file_sha1
 from pipeline.registry import read_submissions, record_submissions
 from pipeline.workdir import Workdir
 
+pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
+
 
 def a_run(workdir, plant_data, run="cpu", species="Maize"):
     """A finished run's submission file (a valid one unless `species` is not a class), with the

@@ -9,6 +9,7 @@ from pipeline.workdir import Workdir
 from conftest import make_plant_data
 
 
+@pytest.mark.quick
 def test_data_is_found_in_the_documented_order(workdir, tmp_path, monkeypatch):
     comp, wd = load("plant-seedlings"), Workdir(workdir)
     monkeypatch.setenv("PIPELINE_KAGGLE_ROOT", str(tmp_path / "kaggle"))
@@ -27,6 +28,7 @@ def test_data_is_found_in_the_documented_order(workdir, tmp_path, monkeypatch):
     assert find_data(comp, str(explicit), wd) == explicit
 
 
+@pytest.mark.quick
 def test_missing_data_says_where_it_looked_and_what_to_do(workdir):
     # no credentials, and Kaggle unreachable: the download fails, and the line says what else to do
     with pytest.raises(PipelineError) as e:

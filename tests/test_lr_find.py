@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from pipeline.competition import load
@@ -66,6 +67,7 @@ def test_the_optimizer_is_restored_and_differential_ratios_are_kept(tmp_path):
     assert optimizer.state_dict()["state"] == saved["state"] == {}
 
 
+@pytest.mark.quick
 def test_suggestions_on_a_loss_curve_the_test_sets(tmp_path):
     lrs = np.geomspace(1e-5, 1, 50)
     smoothed = 2 - np.tanh(3 * (np.log10(lrs) + 2.5)) + np.where(lrs > 0.1, 30 * (lrs - 0.1), 0)

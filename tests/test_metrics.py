@@ -13,6 +13,7 @@ def random_probs(rng, n, c):
     return p / p.sum(1, keepdims=True)
 
 
+@pytest.mark.quick
 def test_log_loss_matches_sklearn_multiclass_and_binary():
     rng = np.random.default_rng(0)
     y, p = rng.integers(0, 5, 200), random_probs(rng, 200, 5)
@@ -22,6 +23,7 @@ def test_log_loss_matches_sklearn_multiclass_and_binary():
     assert not log_loss.higher_is_better and log_loss.better(0.1, 0.2)
 
 
+@pytest.mark.quick
 def test_log_loss_clips_and_renormalises_as_kaggle_does():
     # a certain, wrong answer costs -log(1e-15), not infinity
     assert log_loss(np.array([0]), np.array([[0.0, 1.0]])) == pytest.approx(-np.log(1e-15))
@@ -29,6 +31,7 @@ def test_log_loss_clips_and_renormalises_as_kaggle_does():
     assert log_loss(np.array([1]), np.array([[2.0, 2.0]])) == pytest.approx(np.log(2))
 
 
+@pytest.mark.quick
 def test_f2_matches_sklearn_samples_average():
     rng = np.random.default_rng(1)
     y = (rng.random((300, 17)) < 0.2).astype(np.float32)
@@ -41,10 +44,12 @@ def test_f2_matches_sklearn_samples_average():
     assert f2(y, p, t) == pytest.approx(fbeta_score(y, decide(p, t), beta=2, average="samples"), rel=1e-12)
 
 
+@pytest.mark.quick
 def test_decide_keeps_the_likeliest_tag_when_none_passes():
     assert decide(np.array([[0.1, 0.3, 0.2]]), 0.5).tolist() == [[False, True, False]]
 
 
+@pytest.mark.quick
 def test_tuning_finds_each_class_threshold_on_predictions_the_test_controls():
     """Class c's positives score in [t_c, 1], its negatives below t_c - 0.03: any threshold in
     between is perfect, and the default 0.2 is wrong for every class but the first."""
@@ -61,12 +66,14 @@ def test_tuning_finds_each_class_threshold_on_predictions_the_test_controls():
     assert f2(y, p) < 0.95
 
 
+@pytest.mark.quick
 def test_tuning_leaves_a_threshold_alone_without_a_strict_gain():
     y = np.array([[1, 0], [0, 1]], np.float32)
     p = np.array([[0.9, 0.0], [0.0, 0.9]])
     assert tune(y, p, f2).tolist() == [0.2, 0.2]
 
 
+@pytest.mark.quick
 def test_example_losses_for_tags_are_the_mean_binary_cross_entropy():
     y = np.array([[1, 0]], np.float32)
     p = np.array([[0.8, 0.4]])

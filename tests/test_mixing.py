@@ -16,6 +16,7 @@ def flat_images(n=8, size=16):
     return torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, size, size).clone()
 
 
+@pytest.mark.quick
 def test_mixup_blends_each_image_with_its_partner_in_the_drawn_share():
     x = torch.randn(8, 3, 16, 16)
     mixed, own, partner = Mixer(0.4, 0.0, seed=3)(x)
@@ -25,6 +26,7 @@ def test_mixup_blends_each_image_with_its_partner_in_the_drawn_share():
     assert torch.equal(again[0], mixed) and again[1] == own
 
 
+@pytest.mark.quick
 def test_cutmix_pastes_one_box_of_the_partner_with_the_partners_share_of_the_area():
     x = flat_images()
     for seed in range(20):
@@ -41,12 +43,14 @@ def test_cutmix_pastes_one_box_of_the_partner_with_the_partners_share_of_the_are
             assert all(torch.equal(from_partner[i, 0], box) for i in moved)
 
 
+@pytest.mark.quick
 def test_with_both_each_batch_takes_one_of_them():
     mixer, x = Mixer(0.4, 1.0, seed=0), flat_images()
     kinds = {bool((mixer(x)[0] % 1 == 0).all()) for _ in range(30)}  # cutmix keeps whole numbers
     assert kinds == {True, False}
 
 
+@pytest.mark.quick
 def test_a_mixed_step_takes_each_label_in_its_share():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
@@ -63,6 +67,7 @@ def test_a_mixed_step_takes_each_label_in_its_share():
     assert rows[0]["loss"] == pytest.approx(expected.item(), rel=1e-5)
 
 
+@pytest.mark.quick
 def test_a_negative_alpha_is_refused():
     recipe = Recipe(phases=(Phase(size=24, epochs=1, lr=1e-3),), mixup=-0.2)
     with pytest.raises(PipelineError, match="mixup=-0.2, cutmix=0.0; each an alpha > 0"):

@@ -16,6 +16,7 @@ def tiny(arch="test_efficientnet", classes=3):
     return create_model(arch, classes, "none")
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("arch", ["test_efficientnet", "test_resnet", "test_vit", "test_convnext"])
 def test_layer_groups_come_from_the_models_structure(arch):
     model = tiny(arch)
@@ -38,6 +39,7 @@ def one_step(model, frozen, lr=1e-2):
     return groups
 
 
+@pytest.mark.quick
 def test_frozen_groups_do_not_change_and_unfrozen_do():
     model = tiny()
     model.get_classifier().weight.data.normal_()  # so gradients reach the body
@@ -52,6 +54,7 @@ def test_frozen_groups_do_not_change_and_unfrozen_do():
     assert torch.equal(before["bn1.running_mean"], model.state_dict()["bn1.running_mean"])
 
 
+@pytest.mark.quick
 def test_differential_learning_rates_per_group_follow_the_schedule():
     model = tiny()
     groups = layer_groups(model)
@@ -64,6 +67,7 @@ def test_differential_learning_rates_per_group_follow_the_schedule():
     assert mult == pytest.approx(1.0)  # step 5 of 20 is the 1cycle peak
 
 
+@pytest.mark.quick
 def test_frozen_groups_are_left_out_of_the_optimizer():
     model = tiny()
     groups = layer_groups(model)
@@ -71,6 +75,7 @@ def test_frozen_groups_are_left_out_of_the_optimizer():
     assert {g["layer_group"] for g in opt.param_groups} == {"head"}
 
 
+@pytest.mark.quick
 def test_weights_file_loads_by_name_or_by_order(tmp_path):
     src = tiny(classes=5)
     renamed = {f"_port.{i}.{k}": v for i, (k, v) in enumerate(src.state_dict().items())}
@@ -84,12 +89,14 @@ def test_weights_file_loads_by_name_or_by_order(tmp_path):
         assert (model.get_classifier().weight == 0).all()  # a fresh head, not the source's
 
 
+@pytest.mark.quick
 def test_weights_for_another_architecture_are_refused(tmp_path):
     torch.save(tiny("test_resnet").state_dict(), tmp_path / "resnet.pth")
     with pytest.raises(PipelineError, match="different architecture"):
         create_model("test_efficientnet", 3, str(tmp_path / "resnet.pth"))
 
 
+@pytest.mark.quick
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="not found"):
         create_model("test_efficientnet", 3, str(tmp_path / "nope.pth"))
@@ -125,6 +132,7 @@ def test_bundled_imagenet_weights_load_offline(n):
     assert model.get_classifier().out_features == 12
 
 
+@pytest.mark.quick
 def test_unknown_arch_is_a_clear_error():
     with pytest.raises(PipelineError, match="unknown model"):
         create_model("no_such_net", 3, "none")

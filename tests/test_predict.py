@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -15,6 +16,7 @@ class CornerModel(nn.Module):
         return x[:, :, 0, 0] * 10
 
 
+@pytest.mark.quick
 def test_tta_views_are_the_dihedral_group():
     x = torch.arange(16.0).view(1, 1, 4, 4)
     views = tta_views(x, 8)
@@ -23,6 +25,7 @@ def test_tta_views_are_the_dihedral_group():
     assert len(tta_views(x, 2)) == 2
 
 
+@pytest.mark.quick
 def test_tta_averages_probabilities_over_views_and_keeps_the_plain_view():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
@@ -39,6 +42,7 @@ def test_tta_averages_probabilities_over_views_and_keeps_the_plain_view():
     assert not np.allclose(predict_views(model, images, 1, dev, 2)[0], predict_views(model, images, 4, dev, 2)[0])
 
 
+@pytest.mark.quick
 def test_tags_are_sigmoids_per_tag():
     images = np.random.default_rng(1).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
     got, _ = predict_views(CornerModel(), images, 2, Device.pick("cpu"), batch_size=3, multilabel=True)

@@ -30,6 +30,7 @@ def leaf_pixels(size: int = 60) -> np.ndarray:
     return plant.astype(bool)
 
 
+@pytest.mark.quick
 def test_green_plants_keeps_the_leaves_and_blacks_out_soil_and_ruler():
     img, plant = seedling(0), leaf_pixels()
     mask = green_mask(img).astype(bool)
@@ -48,6 +49,7 @@ def write(folder, n=6):
     return paths
 
 
+@pytest.mark.quick
 def test_the_cache_holds_preprocessed_images_in_files_of_their_own(tmp_path):
     paths = write(tmp_path / "img")
     plain = ImageCache(paths, tmp_path / "cache", key="k", workers=1)[32]
@@ -71,6 +73,7 @@ def write_competition(root, preprocess_lines):
     return folder
 
 
+@pytest.mark.quick
 def test_a_competition_names_its_preprocessing_and_may_write_its_own(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_COMPETITIONS", str(tmp_path / "competitions"))
     write_competition(tmp_path, "def darker(img):\n    return img // 2\npreprocess = darker\n")

@@ -28,6 +28,7 @@ def logged(monkeypatch):
     monkeypatch.delenv("PIPELINE_PROGRESS_SECONDS", raising=False)
 
 
+@pytest.mark.quick
 def test_a_long_loop_prints_a_plain_line_every_30_seconds(logged, monkeypatch, capsys):
     clock = iter(range(0, 10_000, 10))  # every reading of the clock 10 s later
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
@@ -42,12 +43,14 @@ def test_a_long_loop_prints_a_plain_line_every_30_seconds(logged, monkeypatch, c
     assert lines[0] == "  train 96px: 3/12 batches, 30s, loss 0.123"
 
 
+@pytest.mark.quick
 def test_a_short_loop_prints_nothing(logged, capsys):
     for _ in bar(range(50), "predict"):
         pass
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.quick
 def test_interval_zero_prints_every_update(logged, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_PROGRESS_SECONDS", "0")
     b = bar(total=10, initial=4, desc="decode train [24]px", unit="images")
@@ -59,6 +62,7 @@ def test_interval_zero_prints_every_update(logged, monkeypatch, capsys):
                                                               "  decode train [24]px: 10/10 images"]
 
 
+@pytest.mark.quick
 def test_tqdm_disable_silences_the_lines_and_the_bars(logged, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_PROGRESS_SECONDS", "0")
     monkeypatch.setenv("TQDM_DISABLE", "1")  # as distributed.launch sets it on ranks but 0, after tqdm's import
@@ -70,6 +74,7 @@ def test_tqdm_disable_silences_the_lines_and_the_bars(logged, monkeypatch, capsy
     assert isinstance(terminal_bar, tqdm) and terminal_bar.disable
 
 
+@pytest.mark.quick
 def test_a_terminal_keeps_the_tqdm_bar(logged, monkeypatch):
     monkeypatch.setattr(sys, "stderr", Terminal())
     b = bar(range(3), "train", dynamic_ncols=True)
@@ -77,12 +82,14 @@ def test_a_terminal_keeps_the_tqdm_bar(logged, monkeypatch):
     assert list(b) == [0, 1, 2]
 
 
+@pytest.mark.quick
 def test_a_bad_interval_is_one_clear_error(logged, monkeypatch):
     monkeypatch.setenv("PIPELINE_PROGRESS_SECONDS", "soon")
     with pytest.raises(PipelineError, match="PIPELINE_PROGRESS_SECONDS='soon'"):
         bar(range(3), "train")
 
 
+@pytest.mark.quick
 def test_precompute_says_how_long_it_took():
     said = []
     images = np.zeros((5, 24, 24, 3), np.uint8)

@@ -13,6 +13,7 @@ LAST = Phase(size=64, epochs=3, lr=differential(1e-3), frozen=("early",), schedu
 RECIPE = Recipe(phases=(Phase(size=64, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True), LAST))
 
 
+@pytest.mark.quick
 def test_rounds_continue_the_last_phase_at_half_its_rates():
     swa = swa_round(LAST, epochs=4, schedule="constant")
     assert (swa.size, swa.frozen, swa.epochs, swa.schedule, swa.swa) == (64, ("early",), 4, "constant", True)
@@ -25,6 +26,7 @@ def test_rounds_continue_the_last_phase_at_half_its_rates():
         swa_round(LAST, epochs=2, schedule="cosine")
 
 
+@pytest.mark.quick
 def test_the_command_line_switches_replace_the_rounds_in_the_recipes_phases():
     both = RECIPE.with_overrides(swa=3, hard_negatives=0.2)
     assert both.phases == RECIPE.phases + (mining_round(LAST, fraction=0.2), swa_round(LAST, epochs=3))
@@ -39,6 +41,7 @@ def test_the_command_line_switches_replace_the_rounds_in_the_recipes_phases():
         RECIPE.with_overrides(swa_schedule="constant")
 
 
+@pytest.mark.quick
 def test_every_setting_is_a_flag_and_reaches_the_recipe():
     argv = ["run", "x", "--arch", "resnet18", "--weights", "none", "--folds", "4", "--train-folds", "all",
             "--tta", "8", "--batch-size", "16", "--checkpoint", "best", "--seed", "3", "--oversample", "0.5",
@@ -59,6 +62,7 @@ def test_every_setting_is_a_flag_and_reaches_the_recipe():
         RECIPE.with_overrides(swa_epochs=2)
 
 
+@pytest.mark.quick
 def test_a_recipe_of_only_averaging_phases_takes_the_other_overrides():
     only = Recipe(phases=(Phase(size=32, epochs=3, lr=1e-3, schedule="constant", swa=True),))
     assert only.with_overrides(tta=4, swa=None).tta == 4

@@ -27,6 +27,7 @@ def a_run(workdir, name, scores, status="finished", torch="2.14.1", **recipe):
     return run_dir
 
 
+@pytest.mark.quick
 def test_registry_round_trip_and_a_rerun_replaces_its_rows(workdir):
     run_dir = a_run(workdir, "cpu", [0.90, 0.92])
     rows = read_runs(Workdir(workdir), "plant-seedlings")
@@ -38,6 +39,7 @@ def test_registry_round_trip_and_a_rerun_replaces_its_rows(workdir):
     assert list(read_runs(Workdir(workdir))["score"]) == [0.95, 0.96, 0.97]
 
 
+@pytest.mark.quick
 def test_ranking_mean_std_and_paired_comparison(workdir, capsys):
     a_run(workdir, "base", [0.90, 0.92, 0.94])
     a_run(workdir, "tta8", [0.91, 0.93, 0.96], tta=8)
@@ -60,6 +62,7 @@ def test_ranking_mean_std_and_paired_comparison(workdir, capsys):
     assert "base - tta8 = -0.0100, -0.0100, -0.0200" in out and "base better on 0 of 3 folds" in out
 
 
+@pytest.mark.quick
 def test_a_difference_within_fold_noise_says_so(workdir):
     a_run(workdir, "a", [0.90, 0.95, 0.91])
     a_run(workdir, "b", [0.92, 0.93, 0.92])
@@ -67,6 +70,7 @@ def test_a_difference_within_fold_noise_says_so(workdir):
     assert not c["beyond_noise"] and c["better"] == 2 and c["worse"] == 1
 
 
+@pytest.mark.quick
 def test_standing_against_the_medal_thresholds_and_leaderboard_scores(workdir, capsys):
     a_run(workdir, "strong", [0.990, 0.991])
     a_run(workdir, "weak", [0.950, 0.951])
@@ -80,6 +84,7 @@ def test_standing_against_the_medal_thresholds_and_leaderboard_scores(workdir, c
     assert "gold 0.99244" in lines[0]
 
 
+@pytest.mark.quick
 def test_failed_interrupted_and_deleted_runs(workdir, capsys):
     a_run(workdir, "good", [0.9, 0.9])
     a_run(workdir, "oom", [], status="failed: CUDA out of memory")
@@ -153,11 +158,13 @@ def test_a_broken_submissions_table_is_set_aside_when_one_is_recorded(workdir, c
     assert list(read_submissions(Workdir(workdir))["ref"]) == [2]
 
 
+@pytest.mark.quick
 def test_empty_registry_says_so(workdir, capsys):
     assert main(["report"]) == 0
     assert "no runs recorded yet" in capsys.readouterr().out
 
 
+@pytest.mark.quick
 def test_html_is_self_contained_and_shows_every_run(workdir):
     a_run(workdir, "base", [0.90, 0.92])
     a_run(workdir, "tta8", [0.91, 0.93], tta=8)
@@ -171,6 +178,7 @@ def test_html_is_self_contained_and_shows_every_run(workdir):
     assert "href='data/runs/plant-seedlings/base/diagnostics/'" in page
 
 
+@pytest.mark.quick
 def test_a_lower_is_better_metric_ranks_the_lowest_first(workdir, capsys):
     from pipeline.metrics import log_loss
     for name, scores in (("high", [0.60, 0.62]), ("low", [0.40, 0.45])):

@@ -72,6 +72,7 @@ def test_sigterm_is_recorded_as_interrupted_and_said_in_one_line(workdir):
 
 
 
+@pytest.mark.quick
 def test_a_sigterm_while_a_run_is_ending_is_ignored_not_a_traceback(monkeypatch, capsys, workdir):
     # torchrun sends every rank SIGTERM once one fails, often while a rank is already saying why
     # it stopped: that line must stay the last word, not a KeyboardInterrupt's traceback
@@ -177,6 +178,7 @@ def test_a_rerun_stopped_before_its_submission_leaves_nothing_that_can_be_sent(w
     assert "cpu.csv: not sent: the run's latest attempt" in err and "did not finish" in err
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("name", ["../../../../escaped", "a/b", ".hidden", "", "x" * 101])
 def test_a_run_name_with_path_parts_is_refused_and_nothing_written(workdir, capsys, name):
     assert main([*RUN, "--run", name]) == 2

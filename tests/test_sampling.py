@@ -24,6 +24,7 @@ def counts(idx):
     return np.bincount(LABELS[idx], minlength=3)
 
 
+@pytest.mark.quick
 def test_max_makes_every_class_as_large_as_the_largest():
     rng = np.random.default_rng(0)
     idx = epoch_indices(LABELS, "max", rng)
@@ -34,6 +35,7 @@ def test_max_makes_every_class_as_large_as_the_largest():
     assert (seen[LABELS == 0] == 1).all()
 
 
+@pytest.mark.quick
 def test_power_is_between_none_and_max_and_never_drops_images():
     assert class_targets(np.array([50, 20, 7]), 0.5).tolist() == [50, 32, 19]
     assert class_targets(np.array([50, 20, 7]), 1.0).tolist() == [50, 20, 7]

@@ -52,6 +52,7 @@ def test_a_scaffolded_competition_runs_as_soon_as_its_data_is_in_place(workdir, 
     assert "classes from the training labels" in capsys.readouterr().out
 
 
+@pytest.mark.quick
 def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
     assert main(["new", "plant-seedlings", "--layout", "folders"]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -62,6 +63,7 @@ def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
     assert not (workdir / "competitions" / "plant-seedlings").exists()
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("change, error", [
     ('metric = f2', "metric 'f2' is for tags per image but the layout has one class"),
     ('submission = Submission(id_column="id")', "needs exactly one of label_column"),
@@ -80,6 +82,7 @@ def test_a_definition_whose_parts_disagree_is_refused_on_load(workdir, change, e
         load("mixed")
 
 
+@pytest.mark.quick
 def test_tags_written_with_a_single_class_submission_spec_are_refused(workdir):
     from pipeline import PipelineError
     assert main(["new", "tagged", "--layout", "multilabel"]) == 0

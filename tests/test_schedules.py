@@ -6,6 +6,7 @@ from pipeline.recipe import Phase, cycle_ends, differential, sgdr_cycle_epochs
 from pipeline.schedules import lr_at, one_cycle
 
 
+@pytest.mark.quick
 def test_one_cycle_lr_and_momentum_shape():
     ts = np.linspace(0, 1, 1001)[:-1]
     lr, mom = np.array([one_cycle(t) for t in ts]).T
@@ -20,6 +21,7 @@ def test_one_cycle_lr_and_momentum_shape():
     assert mom.argmin() == peak
 
 
+@pytest.mark.quick
 def test_sgdr_cycles_grow_with_cycle_mult_and_restart():
     assert sgdr_cycle_epochs(7, 1, 2) == [1, 2, 4]
     assert sgdr_cycle_epochs(3, 1, 1) == [1, 1, 1]
@@ -34,10 +36,12 @@ def test_sgdr_cycles_grow_with_cycle_mult_and_restart():
     assert lr_at(phase, 0, spe)[1] is None    # sgdr leaves momentum alone
 
 
+@pytest.mark.quick
 def test_sgdr_epochs_must_fill_whole_cycles():
     with pytest.raises(PipelineError, match="1, 3, 7"):
         sgdr_cycle_epochs(4, 1, 2)
 
 
+@pytest.mark.quick
 def test_differential_rates():
     assert differential(9e-3) == pytest.approx((1e-3, 3e-3, 9e-3))

@@ -7,6 +7,8 @@ from pipeline import submission as sub
 from pipeline.competition import Submission
 from pipeline.files import atomic_path
 
+pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
+
 SPEC = Submission(id_column="file", label_column="species")
 CLASSES = ["a", "b", "c"]
 

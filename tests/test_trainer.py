@@ -39,6 +39,7 @@ def test_training_is_deterministic_with_a_seed(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.quick
 def test_precompute_trains_the_head_on_activations_shared_by_folds(tmp_path, monkeypatch):
     data = tiny_data(tmp_path)
     recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, batchnorm="frozen",
@@ -63,6 +64,7 @@ def test_precompute_trains_the_head_on_activations_shared_by_folds(tmp_path, mon
     assert calls == [1]
 
 
+@pytest.mark.quick
 def test_adapt_recomputes_batchnorm_statistics_on_the_fold_before_the_head(tmp_path, monkeypatch):
     """batchnorm="adapt": only the running statistics of the body change before the head phase,
     to those of the fold's training images; the activations are then the fold's own, not shared."""
@@ -85,6 +87,7 @@ def test_adapt_recomputes_batchnorm_statistics_on_the_fold_before_the_head(tmp_p
     torch.testing.assert_close(after["bn1.running_mean"], stem.mean((0, 2, 3)), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.quick
 def test_frozen_batchnorm_keeps_every_layer_on_its_running_statistics():
     model = create_model("test_efficientnet", 3, "none")
     freeze(model, layer_groups(model), ("early",))
@@ -117,6 +120,7 @@ def shapes(tmp_path, n=96, size=64) -> FoldData:
                     valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("mode", ["adapt", "frozen", "batch"])
 def test_the_head_meets_the_features_it_was_fitted_to_when_the_body_starts_training(tmp_path, mode):
     """Issue 17: after a precomputed head, the next phase puts the body in training mode. The

@@ -165,6 +165,7 @@ def test_show_prints_a_recipe_that_pasted_back_is_the_trials(tiny, workdir, caps
     assert f"tiny / run s-{best.number}" in capsys.readouterr().out
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("space, error", [
     ("{}", "the search space is empty"),
     ('{"phase3.lr": Float(1e-3, 1e-2)}', "the recipe has phases 1 to 1"),
@@ -179,6 +180,7 @@ def test_a_bad_search_space_is_one_line_before_any_training(tiny, workdir, capsy
     assert not (workdir / "data" / "runs").exists()
 
 
+@pytest.mark.quick
 def test_a_storage_that_cannot_be_reached_is_one_line(tiny, workdir, capsys):
     assert main(["tune", "tiny", "--storage", f"sqlite:///{workdir}/no/such/folder/study.db"]) == 2
     assert "--storage sqlite:///" in capsys.readouterr().err
@@ -268,6 +270,7 @@ def test_a_trial_that_ends_its_process_each_time_is_queued_again_twice_at_most(t
     assert [t.user_attrs["run"] for t in trials] == ["q-0", "q-0", "q-0", "q-3"]  # each retry resumes the run
 
 
+@pytest.mark.quick
 def test_the_recipe_source_round_trips():
     recipe = load("plant-seedlings").recipes["cpu"]
     assert eval(source(recipe), {"Recipe": Recipe, "Phase": Phase}) == recipe
