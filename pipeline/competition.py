@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import PipelineError
-from .images import RESIZE, TRUNCATED
+from .decode import TRUNCATED
+from .images import RESIZE
 from .keys import affects
 from .labels import discover, encode, tags
 from .metrics import Metric

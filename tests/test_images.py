@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from pipeline import PipelineError, images
-from pipeline.images import ImageCache, read_rgb
+from pipeline.decode import read_rgb
+from pipeline.images import ImageCache
 
 from conftest import write_image
 
