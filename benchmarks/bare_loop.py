@@ -33,6 +33,7 @@ from pipeline.predict import predict_views  # noqa: E402
 from pipeline.recipe import Phase, Recipe  # noqa: E402
 from pipeline.trainer import setup_phase  # noqa: E402
 from pipeline.transforms import ImageDataset, to_input, train_augment, tta_views  # noqa: E402
+from pipeline.vision import Images
 
 
 def bare_train(model, loader, dev, mean, std):
@@ -90,8 +91,8 @@ def measure(args, size: int, dev: Device) -> str:
                                               drop_last=True, num_workers=dev.workers,
                                               pin_memory=dev.device.type == "cuda")
     recipe = Recipe(phases=(Phase(size=size, epochs=1, lr=1e-4),), batch_size=args.batch, arch=args.arch)
-    data = FoldData(images={size: images}, labels=labels, train_idx=np.arange(n), valid_idx=np.arange(0))
-    setup = setup_phase(model, recipe, 0, data, dev=dev, symmetry="dihedral")
+    data = FoldData(inputs=Images({size: images}, "dihedral"), labels=labels, train_idx=np.arange(n), valid_idx=np.arange(0))
+    setup = setup_phase(model, recipe, 0, data, dev=dev)
 
     def trainer():
         setup.train_mode()

@@ -24,6 +24,7 @@ from pipeline.device import Device
 from pipeline.recipe import Phase, Recipe, differential, mining_round, swa_round
 from pipeline.folds import FoldData
 from pipeline.trainer import fit
+from pipeline.vision import Images
 
 torch.set_num_threads(1)
 
@@ -35,7 +36,7 @@ def tiny(root: Path, n: int = 36) -> FoldData:
         cv2.imwrite(str(p), rng.integers(0, 60, (20, 20, 3), dtype=np.uint8) + np.uint8(15 * (i % 12)))
     labels = np.arange(n) % 3
     labels[::7] = 0  # class 0 the commonest, so oversampling changes the epochs
-    return FoldData(images=ImageCache(paths), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4),
+    return FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4),
                     valid_idx=np.flatnonzero(np.arange(n) % 4 == 0), ids=np.array([str(i) for i in range(n)]),
                     classes=["a", "b", "c"])
 
@@ -78,7 +79,7 @@ def main() -> None:
             torch.manual_seed(0)
             out = Path(tmp) / name
             model = create_model(recipe.arch, 3, recipe.weights)
-            fit(model, recipe, data, accuracy, out, key="key", dev=Device.pick("cpu"), symmetry="dihedral",
+            fit(model, recipe, data, accuracy, out, key="key", dev=Device.pick("cpu"),
                 feature_cache={}, log=lambda *a: None)
             files = ["last.pt", "best.pt"] + [f for f in ["swa.pt", "ema.pt"] if (out / f).exists()]
             files += sorted(f"snapshots/{p.name}" for p in (out / "snapshots").glob("*.pt"))

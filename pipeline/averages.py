@@ -21,7 +21,6 @@ from .folds import FoldData
 from .metrics import Metric
 from .models import freeze, layer_groups
 from .recipe import Recipe
-from .transforms import ImageDataset, random_flips, train_augment
 
 
 class WeightAverage:
@@ -49,10 +48,10 @@ class WeightAverage:
         """The phase whose size and frozen groups the average is settled at: the last that averages."""
         return max(i for i, p in enumerate(recipe.phases) if p.swa)
 
-    def finish(self, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, dev: Device, symmetry: str,
+    def finish(self, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, dev: Device,
                log: Callable) -> None:
         settle(self.averaged.module, self.phase(recipe), self.name, recipe, data, metric, out_dir / self.file, dev,
-               symmetry, log)
+               log)
 
 
 class MovingAverage(WeightAverage):
@@ -73,7 +72,7 @@ class MovingAverage(WeightAverage):
 
 
 def settle(net: nn.Module, pi: int, name: str, recipe: Recipe, data: FoldData, metric: Metric, path: Path,
-           dev: Device, symmetry: str, log: Callable) -> None:
+           dev: Device, log: Callable) -> None:
     """Recompute averaged weights' BatchNorm statistics over one more epoch of training batches
     at phase `pi`'s size (as the SWA authors' bn_update does), then validate and save them.
     Training batches, not merely the training images: shuffled (our images come sorted by class,
@@ -82,18 +81,17 @@ def settle(net: nn.Module, pi: int, name: str, recipe: Recipe, data: FoldData, m
     statistics that way gives back its validation loss (0.2406 trained, 0.2402-0.2406
     recomputed); plain images in class order, 0.2942."""
     t0, phase = time.time(), recipe.phases[pi]
-    prepare = dev.place(net)
+    inputs, t = data.inputs, data.train_idx
+    prepare = inputs.placer(net, dev)
     freeze(net, layer_groups(net), phase.frozen)
-    imgs, t = data.images[phase.size], data.train_idx
-    augment = train_augment(recipe.seed, symmetry, phase.size, recipe.random_crop, flips=not dev.flips_on_device)
-    flips = random_flips(symmetry, recipe.seed) if dev.flips_on_device else None
-    train_ds = ImageDataset(imgs, data.labels, augment, rows=t)
+    train_ds = inputs.dataset(t, data.labels, phase, recipe, dev, augment=recipe.seed)
+    train_prepare = inputs.on_device(prepare, recipe.seed, dev)
     # every rank the whole epoch, as one process would: the same statistics on each
     train_dl = epoch_loader(train_ds, np.arange(len(t)), min(recipe.batch_size, len(t)), recipe.seed, dev,
                             shard=False)
     if recipe.batchnorm != "frozen":  # (frozen: the weights trained with the statistics they have)
-        batchnorm.recompute(net, (prepare(x, flips) for x, _ in train_dl), dev)
-    valid_ds = ImageDataset(imgs, data.labels, rows=data.valid_idx)
+        batchnorm.recompute(net, (train_prepare(x) for x, _ in train_dl), dev)
+    valid_ds = inputs.dataset(data.valid_idx, data.labels, phase, recipe, dev)
     valid_loss, probs = validate(net, valid_ds, recipe.batch_size * 2, prepare, dev)
     score = metric(data.labels[data.valid_idx], probs)
     log(f"  {name}: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "

@@ -16,7 +16,6 @@ from torch import nn
 
 from .device import Device
 from .epochs import epoch_loader
-from .transforms import ImageDataset
 
 ADAPT_BATCHES = 200  # enough images for the statistics of a large training set, without a pass over all
 
@@ -57,12 +56,11 @@ def recompute(model: nn.Module, batches, dev: Device, every: bool = False) -> No
     model.eval()
 
 
-def adapt(model: nn.Module, images: np.ndarray, rows: np.ndarray, batch_size: int, seed: int, dev: Device,
-          prepare) -> None:
-    """Every BatchNorm layer's running statistics recomputed on the training images `rows`
-    (plain, as the precomputed head sees them), in shuffled batches of the training batch size:
-    class-sorted batches would understate the variance."""
-    loader = epoch_loader(ImageDataset(images, rows=rows), np.arange(len(rows)), min(batch_size, len(rows)), seed,
+def adapt(model: nn.Module, plain, batch_size: int, seed: int, dev: Device, prepare) -> None:
+    """Every BatchNorm layer's running statistics recomputed on the examples of `plain` (the
+    fold's training examples as the precomputed head sees them), in shuffled batches of the
+    training batch size: class-sorted batches would understate the variance."""
+    loader = epoch_loader(plain, np.arange(len(plain)), min(batch_size, len(plain)), seed,
                           dev, shard=False)  # every rank the same batches: the same statistics on each
     batches = (prepare(x) for i, x in zip(range(ADAPT_BATCHES), loader))
     recompute(model, batches, dev, every=True)

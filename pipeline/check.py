@@ -21,7 +21,8 @@ from .device import Device
 from .run import Run, fresh_model
 from .epochs import epoch_loader
 from .step import scaler_for, train_step
-from .transforms import ImageDataset, random_flips, train_augment
+from .recipe import Phase
+from .vision import Images
 
 
 @dataclass
@@ -97,13 +98,12 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     if shuffle_labels:  # what a broken label join looks like: a deliberate failure
         y = rng.permutation(y)
     model = fresh_model(r)
-    prepare, (mean, std) = r.dev.place(model), normalization(model)
+    inputs, phase = Images({size: imgs}, r.comp.symmetry), Phase(size=size, epochs=1, lr=lr)
+    prepare, (mean, std) = inputs.placer(model, r.dev), normalization(model)
 
-    on_device = r.dev.flips_on_device
-    augmented = ImageDataset(imgs, y, train_augment(r.recipe.seed, r.comp.symmetry, size, r.recipe.random_crop,
-                                                    flips=not on_device))
+    augmented = inputs.dataset(np.arange(len(y)), y, phase, r.recipe, r.dev, augment=r.recipe.seed)
     xb, yb = next(iter(epoch_loader(augmented, np.arange(len(y)), min(r.recipe.batch_size, len(y)), 0, r.dev)))
-    labelled_batch(prepare(xb, random_flips(r.comp.symmetry, 0) if on_device else None), yb, r.comp.classes, mean, std, out / "batch.png")
+    labelled_batch(inputs.on_device(prepare, 0, r.dev)(xb), yb, r.comp.classes, mean, std, out / "batch.png")
 
     freeze(model, layer_groups(model), frozen)
     x = prepare(torch.from_numpy(imgs))

@@ -6,15 +6,12 @@ import ctypes
 import ctypes.util
 import os
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 from . import PipelineError
 from .distributed import SINGLE, Group
-from .models import normalization
-from .transforms import to_input
 
 
 @dataclass
@@ -43,9 +40,9 @@ class Device:
         keep_freed_memory()
         return cls(dev, None, workers=0, compile=compile)
 
-    def place(self, model: nn.Module) -> Callable[..., torch.Tensor]:
-        """Move `model` here (channels_last when set); returns what turns a uint8 [B, H, W, 3]
-        batch into the model's normalised input on this device (`flips=` random_flips first)."""
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move `model` here (channels_last when set), compiled when asked; returns it. How a
+        batch becomes its input is the kind of data's (inputs.py: `placer`)."""
         model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         if self.compile and getattr(model, "_compiled_call_impl", None) is None:
             # in place, so state_dict keys stay those of the plain model. Each image size, batch
@@ -54,8 +51,7 @@ class Device:
             name = "recompile_limit" if hasattr(limits, "recompile_limit") else "cache_size_limit"
             setattr(limits, name, max(getattr(limits, name), 64))
             model.compile()
-        mean, std = normalization(model)
-        return lambda x, flips=None: to_input(x, mean, std, self.device, self.channels_last, flips)
+        return model
 
     def parallel(self, net: nn.Module) -> nn.Module:
         """`net` for training steps: wrapped in DistributedDataParallel when the group has several

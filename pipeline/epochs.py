@@ -3,7 +3,6 @@ the pieces the trainer (trainer.py) loops over, which the range test and SWA reu
 from __future__ import annotations
 
 import functools
-import time
 from typing import Callable
 
 import numpy as np
@@ -13,12 +12,11 @@ from torch import nn
 from .device import Device
 from .labels import label_loss, probabilities
 from .mixing import Mixer
-from .models import normalization
+from .models import features
 from .progress import bar as progress_bar
 from .recipe import Phase
 from .schedules import lr_at
 from .step import scaler_for, train_step
-from .transforms import to_input
 
 
 def make_optimizer(groups: dict[str, list[nn.Parameter]], phase: Phase, weight_decay: float):
@@ -92,22 +90,18 @@ def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device) ->
 
 
 @torch.inference_mode()
-def body_features(model, images: np.ndarray, dev: Device, batch_size: int, log: Callable = print) -> torch.Tensor:
-    """Pooled activations of the body (everything before the classifier) for uint8 images
-    (each rank computes its share). Logs how long they took: no epoch's time counts this pass."""
-    t0 = time.time()
+def body_features(model, dataset, prepare: Callable, dev: Device, batch_size: int) -> torch.Tensor:
+    """What the frozen body makes of each example of `dataset` (models.features: its pooled
+    output, the classifier's input), in order; each rank computes its share and all get the whole."""
     model.eval()
-    mean, std = normalization(model)
-    share, out = dev.group.share(len(images)), []
-    for i in progress_bar(range(0, len(share), batch_size), "precompute activations", unit="batches"):
-        rows = share[i:i + batch_size]
-        x = to_input(torch.from_numpy(images[rows[0]:rows[-1] + 1]), mean, std, dev.device, dev.channels_last)
+    share = dev.group.share(len(dataset))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, share.tolist()), batch_size,
+                                         num_workers=dev.workers if len(share) else 0)
+    out = []
+    for x in progress_bar(loader, "precompute activations", unit="batches"):
         with dev.autocast():
-            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu().numpy())
-    feats = torch.from_numpy(dev.group.joined(np.concatenate(out) if out else np.zeros((0,), np.float32)))
-    if dev.group.main:
-        log(f"  precomputed activations for {len(images)} images at {images.shape[1]}px in {time.time() - t0:.0f}s")
-    return feats
+            out.append(features(model, prepare(x)).float().cpu().numpy())
+    return torch.from_numpy(dev.group.joined(np.concatenate(out) if out else np.zeros((0,), np.float32)))
 
 
 class _RankSlices:

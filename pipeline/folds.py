@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from . import PipelineError
-from .images import ImageCache
+from .inputs import Inputs
 
 
 def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str]) -> np.ndarray:
@@ -68,7 +68,7 @@ def _neediest(want: np.ndarray, want_images: np.ndarray, rng: np.random.Generato
 
 @dataclass
 class FoldData:
-    images: ImageCache       # every training image; indexed by train_idx / valid_idx
+    inputs: Inputs           # every training example, as its kind of data offers them (inputs.py)
     labels: np.ndarray       # class index per image, or a 0/1 row of tags (labels.py)
     train_idx: np.ndarray
     valid_idx: np.ndarray

@@ -159,6 +159,16 @@ def freeze(model: nn.Module, groups: dict[str, list[nn.Parameter]], frozen: tupl
             p.requires_grad_(name not in frozen)
 
 
+def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The body's pooled output for input `x`: what the classifier takes (precomputed activations)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def classifier(model: nn.Module) -> nn.Module:
+    """The layer(s) that turn `features` into the outputs: a precomputed phase trains these alone."""
+    return model.get_classifier()
+
+
 def normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))

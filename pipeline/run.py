@@ -48,6 +48,7 @@ from .preprocess import tag as preprocess_tag
 from .recipe import Recipe, validate as validate_recipe
 from .trainer import fit, phase_range_test
 from .transforms import SYMMETRIES
+from .vision import Images
 from .workdir import RUN_LOCK, Workdir, in_kernel, kaggle_root, run_name
 
 
@@ -258,7 +259,7 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
             log(line)
         model = fresh_model(r)
         fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
-            symmetry=r.comp.symmetry, feature_cache=features, log=log, on_epoch=r.on_epoch)
+            feature_cache=features, log=log, on_epoch=r.on_epoch)
         if r.dev.group.main:  # (the fold's one writer: rank 0, or under --parallel folds its owner)
             write_json(done, {"key": key})
 
@@ -299,8 +300,9 @@ def fresh_model(r: Run) -> torch.nn.Module:
 
 
 def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
-    return FoldData(images=r.train_images, labels=r.targets, train_idx=np.flatnonzero(folds != k),
-                    valid_idx=np.flatnonzero(folds == k), ids=r.train["id"].to_numpy(), classes=r.comp.classes)
+    return FoldData(inputs=Images(r.train_images, r.comp.symmetry), labels=r.targets,
+                    train_idx=np.flatnonzero(folds != k), valid_idx=np.flatnonzero(folds == k),
+                    ids=r.train["id"].to_numpy(), classes=r.comp.classes)
 
 
 def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
@@ -335,9 +337,9 @@ def _range_test(r: Run, phase: int, k: int, steps: int) -> str:
                 model.load_state_dict(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model"])
             else:
                 r.log(f"training phases 1-{pi} first (fold {k} has no snapshot of them with these settings)")
-                fit(model, earlier, data, r.comp.metric, out, key=key, dev=r.dev, symmetry=r.comp.symmetry, log=r.log)
+                fit(model, earlier, data, r.comp.metric, out, key=key, dev=r.dev, log=r.log)
                 write_json(out / "done.json", {"key": key})
-    result = phase_range_test(model, r.recipe, pi, data, dev=r.dev, symmetry=r.comp.symmetry, steps=steps)
+    result = phase_range_test(model, r.recipe, pi, data, dev=r.dev, steps=steps)
     png = r.run_dir / f"lr_find_phase{phase}_fold{k}.png"
     p = phases[pi]
     plot(result, png, f"{r.comp.name}, phase {phase} ({p.size}px, frozen: {', '.join(p.frozen) or 'none'}), fold {k}")

@@ -35,10 +35,9 @@ from .lr_find import RangeTest, range_test
 from .metrics import Metric
 from .mining import mine_hard_examples
 from .mixing import Mixer
-from .models import freeze, layer_groups
+from .models import classifier, freeze, layer_groups
 from .recipe import Phase, Recipe, averaging_points, cycle_ends
 from .sampling import epoch_indices
-from .transforms import ImageDataset, random_flips, train_augment
 
 
 @dataclass
@@ -50,12 +49,10 @@ class PhaseSetup:
     net: nn.Module             # the model, or its classifier alone on precomputed activations
     train_net: nn.Module       # `net` for training steps: in DistributedDataParallel across ranks
     optimizer: torch.optim.Optimizer
-    train_ds: torch.utils.data.Dataset  # augmented training images (or activations)
+    train_ds: torch.utils.data.Dataset  # augmented training examples (or activations)
     valid_ds: torch.utils.data.Dataset
-    plain_ds: torch.utils.data.Dataset  # the training images as predict sees them
+    plain_ds: torch.utils.data.Dataset  # the training examples as predict sees them
     prepare: Callable          # a batch as it comes from a loader -> the net's input on the device
-    flips: bool                # training batches are flipped on the device (Device.flips_on_device)
-    symmetry: str
     model: nn.Module
     recipe: Recipe
     data: FoldData
@@ -73,11 +70,11 @@ class PhaseSetup:
         return epoch_loader(self.train_ds, order, min(rc.batch_size, len(order)), seed, self.dev)
 
     def train_prepare(self, epoch: int) -> Callable:
-        """`prepare` for the epoch's training batches: with their random flips, when the device does them."""
-        if not self.flips:
+        """`prepare` for the epoch's training batches: with the augmentation the device does (the
+        kind of data's, seeded by the epoch); none on a precomputed head's activations."""
+        if self.phase.precompute:
             return self.prepare
-        flips = random_flips(self.symmetry, self.seed * 100 + epoch)
-        return lambda x: self.prepare(x, flips)
+        return self.data.inputs.on_device(self.prepare, self.seed * 100 + epoch, self.dev)
 
     def mixer(self, epoch: int) -> Mixer | None:
         """The epoch's mixup / cutmix (mixing.py), or None: a precomputed head's activations are
@@ -95,13 +92,13 @@ class PhaseSetup:
             batchnorm.train_mode(self.model, self.recipe.batchnorm)
 
 
-def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *, dev: Device, symmetry: str,
+def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *, dev: Device,
                 feature_cache: dict | None = None, phase: Phase | None = None, log: Callable = print) -> PhaseSetup:
     """Freeze the phase's layer groups and build its optimizer and data. `phase` replaces the
     recipe's phase `index` (a rate the range test chose). A precompute phase trains the
     classifier alone, on cached activations of the frozen body."""
     phase = phase or recipe.phases[index]
-    prepare = dev.place(model)
+    prepare = data.inputs.placer(model, dev)
     groups = layer_groups(model)
     freeze(model, groups, phase.frozen)
     optimizer = make_optimizer(groups, phase, recipe.weight_decay)
@@ -111,13 +108,12 @@ def setup_phase(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *,
                                                              pristine_body(recipe, index), prepare, log)
         plain_ds = train_ds
     else:
-        imgs, labels, t, v = data.images[phase.size], data.labels, data.train_idx, data.valid_idx
-        augment = train_augment(seed, symmetry, phase.size, recipe.random_crop, flips=not dev.flips_on_device)
-        net, train_ds = model, ImageDataset(imgs, labels, augment, rows=t)
-        valid_ds, plain_ds = ImageDataset(imgs, labels, rows=v), ImageDataset(imgs, labels, rows=t)
-    return PhaseSetup(index=index, phase=phase, seed=seed, net=net, train_net=dev.parallel(net), optimizer=optimizer, train_ds=train_ds,
-                      valid_ds=valid_ds, plain_ds=plain_ds, prepare=prepare, model=model, recipe=recipe, data=data,
-                      dev=dev, flips=dev.flips_on_device and not phase.precompute, symmetry=symmetry)
+        inputs, labels, t, v = data.inputs, data.labels, data.train_idx, data.valid_idx
+        net, train_ds = model, inputs.dataset(t, labels, phase, recipe, dev, augment=seed)
+        valid_ds, plain_ds = inputs.dataset(v, labels, phase, recipe, dev), inputs.dataset(t, labels, phase, recipe, dev)
+    return PhaseSetup(index=index, phase=phase, seed=seed, net=net, train_net=dev.parallel(net), optimizer=optimizer,
+                      train_ds=train_ds, valid_ds=valid_ds, plain_ds=plain_ds, prepare=prepare, model=model,
+                      recipe=recipe, data=data, dev=dev)
 
 
 @dataclass
@@ -169,7 +165,7 @@ class Progress:
 
 
 def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_dir: Path, *, key: str,
-        dev: Device, symmetry: str = "hflip", feature_cache: dict | None = None,
+        dev: Device, feature_cache: dict | None = None,
         log: Callable = print, on_epoch: Callable[[int, float], None] | None = None) -> pd.DataFrame:
     """Train one fold through the recipe's phases. Writes to `out_dir`: last.pt, best.pt,
     snapshots/ (the weights at every cycle end), swa.pt (when a phase averages weights), ema.pt
@@ -192,8 +188,8 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
             _clear_outputs(out_dir)
     swa, ema = WeightAverage(model, progress.swa), MovingAverage(model, recipe.ema, progress.ema)
     for pi in range(progress.phase, len(recipe.phases)):
-        phase = _rate_found(model, recipe, pi, data, dev, symmetry, feature_cache, progress.found, log)
-        setup = setup_phase(model, recipe, pi, data, dev=dev, symmetry=symmetry, feature_cache=feature_cache,
+        phase = _rate_found(model, recipe, pi, data, dev, feature_cache, progress.found, log)
+        setup = setup_phase(model, recipe, pi, data, dev=dev, feature_cache=feature_cache,
                             phase=phase, log=log)
         first = progress.first_epoch(setup)
         if phase.mine and first == 0:  # (a run resumed inside the phase keeps what it mined before)
@@ -218,7 +214,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
                 on_epoch(len(progress.history) - 1, row[metric.name])
     for average in (swa, ema):
         if average.averaged is not None:
-            average.finish(recipe, data, metric, out_dir, dev, symmetry, log)
+            average.finish(recipe, data, metric, out_dir, dev, log)
     if main:
         save(checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
         write_csv(out_dir / "steps.csv", pd.DataFrame(progress.steps))
@@ -256,28 +252,27 @@ def _clear_outputs(out_dir: Path) -> None:
         (out_dir / f).unlink(missing_ok=True)
 
 
-def _rate_found(model, recipe: Recipe, pi: int, data: FoldData, dev: Device, symmetry: str,
-                feature_cache: dict | None, found: dict, log: Callable) -> Phase:
+def _rate_found(model, recipe: Recipe, pi: int, data: FoldData, dev: Device, feature_cache: dict | None,
+                found: dict, log: Callable) -> Phase:
     """Phase `pi`, its rate chosen by a range test at its start when the recipe says "find" (once:
     a resumed run reuses the rate found before)."""
     phase = recipe.phases[pi]
     if phase.lr != "find":
         return phase
     if pi not in found:
-        found[pi] = phase_range_test(model, recipe, pi, data, dev=dev, symmetry=symmetry,
-                                     feature_cache=feature_cache).suggestion
+        found[pi] = phase_range_test(model, recipe, pi, data, dev=dev, feature_cache=feature_cache).suggestion
         log(f"  phase {pi + 1}: the lr range test suggests {found[pi]:.2e}")
     return replace(phase, lr=found[pi])
 
 
 def phase_range_test(model: nn.Module, recipe: Recipe, index: int, data: FoldData, *, dev: Device,
-                     symmetry: str = "hflip", feature_cache: dict | None = None, steps: int = 100) -> RangeTest:
+                     feature_cache: dict | None = None, steps: int = 100) -> RangeTest:
     """The lr range test (lr_find.py) under exactly the conditions of the recipe's phase `index`,
     on `model` as it stands at that phase's start: the same frozen groups and rate ratios (a
     phase whose rate is "find" tests one rate for all groups), batch size, weight decay, label
     smoothing, image size, sampling and augmentation; a precompute phase tests the head on activations."""
     phase = recipe.phases[index]
-    setup = setup_phase(model, recipe, index, data, dev=dev, symmetry=symmetry, feature_cache=feature_cache,
+    setup = setup_phase(model, recipe, index, data, dev=dev, feature_cache=feature_cache,
                         phase=replace(phase, lr=1.0) if phase.lr == "find" else phase)
     loader = setup.loader(0)
     setup.train_mode()
@@ -302,24 +297,27 @@ def pristine_body(recipe: Recipe, phase_index: int) -> bool:
 
 def _head_on_features(model, phase: Phase, data: FoldData, dev: Device, recipe: Recipe,
                       cache: dict | None, shareable: bool, prepare: Callable, log: Callable):
-    """The classifier and datasets of (activation, label) pairs for a precompute phase. With
-    recipe.batchnorm "adapt", the body's statistics are first recomputed on the fold's training
-    images (batchnorm.py): its activations are then the fold's own."""
+    """The classifier and datasets of (activation, label) pairs for a precompute phase: what the
+    frozen body makes of every example (models.features), once. With recipe.batchnorm "adapt",
+    the body's statistics are first recomputed on the fold's training examples (batchnorm.py):
+    its activations are then the fold's own."""
     shareable = shareable and recipe.batchnorm != "adapt"
     feats = cache.get(phase.size) if (cache is not None and shareable) else None
     if feats is None:
         if recipe.batchnorm == "adapt":
             t0 = time.time()
-            batchnorm.adapt(model, data.images[phase.size], data.train_idx, recipe.batch_size, recipe.seed, dev,
-                            prepare)
+            plain = data.inputs.dataset(data.train_idx, None, phase, recipe, dev)
+            batchnorm.adapt(model, plain, recipe.batch_size, recipe.seed, dev, prepare)
             log(f"  BatchNorm statistics recomputed on the fold's {len(data.train_idx)} training images "
                 f"at {phase.size}px in {time.time() - t0:.0f}s")
-        feats = body_features(model, data.images[phase.size], dev, recipe.batch_size * 2, log).cpu()
+        t0, every = time.time(), np.arange(len(data.labels))
+        feats = body_features(model, data.inputs.dataset(every, None, phase, recipe, dev), prepare, dev,
+                              recipe.batch_size * 2).cpu()
+        if dev.group.main:  # (no epoch's time counts this pass)
+            log(f"  precomputed activations for {len(every)} images at {phase.size}px in {time.time() - t0:.0f}s")
         if cache is not None and shareable:
             cache[phase.size] = feats
     y = torch.tensor(data.labels)
     train_ds = torch.utils.data.TensorDataset(feats[data.train_idx], y[data.train_idx])
     valid_ds = torch.utils.data.TensorDataset(feats[data.valid_idx], y[data.valid_idx])
-    return model.get_classifier(), train_ds, valid_ds, lambda x: x.to(dev.device)
-
-
+    return classifier(model), train_ds, valid_ds, lambda x: x.to(dev.device)

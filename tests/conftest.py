@@ -12,6 +12,7 @@ import pytest
 from pipeline.images import ImageCache
 from pipeline.recipe import Recipe
 from pipeline.folds import FoldData
+from pipeline.vision import Images
 
 # No test reaches Kaggle. The kaggle client reads its endpoint when imported, so it is fixed here,
 # before any import: http://localhost through a proxy on a closed port (tests/kaggle_standin.py
@@ -43,8 +44,8 @@ def tiny_data(tmp_path, n=24) -> FoldData:
     for i, p in enumerate(paths):
         write_image(p, seed=i, size=20)
     labels = np.arange(n) % 3
-    return FoldData(images=ImageCache(paths), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4 != 0),
-                    valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
+    return FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=labels,
+                    train_idx=np.flatnonzero(np.arange(n) % 4 != 0), valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
 
 
 def make_plant_data(root: Path, per_class: int = 5, n_test: int = 7) -> Path:

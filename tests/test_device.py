@@ -42,8 +42,7 @@ def test_a_compiled_model_trains_as_the_plain_one_does(tmp_path):
         torch.manual_seed(0)
         model = create_model("test_efficientnet", 3, "none")
         logs[compiled] = []
-        fit(model, recipe, data, accuracy, tmp_path / str(compiled), key="k", dev=Device.pick("cpu", compiled),
-            symmetry="dihedral", log=logs[compiled].append)
+        fit(model, recipe, data, accuracy, tmp_path / str(compiled), key="k", dev=Device.pick("cpu", compiled), log=logs[compiled].append)
         weights[compiled] = torch.load(tmp_path / str(compiled) / "last.pt", weights_only=False)["model"]
     assert weights[True].keys() == weights[False].keys()
     losses = [[float(w.split()[0]) for line in logs[c] for w in line.split("train_loss ")[1:2]] for c in (False, True)]
@@ -77,14 +76,14 @@ def test_a_device_that_flips_trains_deterministically_with_the_loader_spared_its
                     phases=(Phase(size=24, epochs=2, lr=1e-2),))
     dev = Device.pick("cpu")
     dev.flips_on_device = True  # as on a GPU
-    setup = setup_phase(create_model("test_efficientnet", 3, "none"), recipe, 0, data, dev=dev, symmetry="dihedral")
+    setup = setup_phase(create_model("test_efficientnet", 3, "none"), recipe, 0, data, dev=dev)
     assert not any(isinstance(t, (A.HorizontalFlip, A.RandomRotate90)) for t in setup.train_ds.augment.transforms)
     assert setup.train_prepare(0) is not setup.prepare
     weights = []
     for name in ("a", "b"):
         torch.manual_seed(0)
         model = create_model("test_efficientnet", 3, "none")
-        fit(model, recipe, data, accuracy, tmp_path / name, key="k", dev=dev, symmetry="dihedral", log=lambda *a: None)
+        fit(model, recipe, data, accuracy, tmp_path / name, key="k", dev=dev, log=lambda *a: None)
         weights.append(model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 

@@ -32,7 +32,7 @@ def train(tmp_path, data, recipe, name="fold0"):
     torch.manual_seed(0)
     model = create_model(recipe.arch, 3, recipe.weights)
     log = []
-    fit(model, recipe, data, accuracy, tmp_path / name, key="key", dev=CPU, symmetry="dihedral", log=log.append)
+    fit(model, recipe, data, accuracy, tmp_path / name, key="key", dev=CPU, log=log.append)
     return model, tmp_path / name, log
 
 
@@ -140,7 +140,7 @@ def test_hardest_are_the_top_loss_examples_of_a_model_whose_outputs_the_test_set
     probs[np.arange(10), (labels + 1) % 3] = 1 - p_true
     logits = torch.tensor(np.log(probs + 1e-9), dtype=torch.float32)
     ds = torch.utils.data.TensorDataset(logits, torch.tensor(labels))
-    data = FoldData(images=None, labels=np.concatenate([[0, 0], labels]), train_idx=np.arange(2, 12),
+    data = FoldData(inputs=None, labels=np.concatenate([[0, 0], labels]), train_idx=np.arange(2, 12),
                     valid_idx=np.array([0, 1]), ids=np.array([f"img{i}" for i in range(12)]), classes=["a", "b", "c"])
     picked = mine_hard_examples(nn.Identity(), ds, data, 0.3, lambda x: x, CPU, 4, tmp_path / "hard.csv")
     assert list(picked) == [5, 1, 9]  # p_true 0.01, 0.05, 0.2: the three highest losses, hardest first
@@ -182,7 +182,7 @@ def test_a_run_killed_in_the_mining_and_swa_rounds_resumes_to_the_same_weights(t
         torch.manual_seed(0)
         with pytest.raises(KeyboardInterrupt):
             fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "killed",
-                key="key", dev=CPU, symmetry="dihedral", log=killer)
+                key="key", dev=CPU, log=killer)
     _, killed, log = train(tmp_path, data, recipe, "killed")
     assert any("resuming at phase 3, epoch 3" in l for l in log) and not any("mined" in l for l in log)
     _, straight, _ = train(tmp_path, data, recipe, "straight")

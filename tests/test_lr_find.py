@@ -29,7 +29,7 @@ def test_rates_grow_geometrically_the_test_stops_on_divergence_and_everything_is
     torch.manual_seed(0)
     model = create_model("test_efficientnet", 3, "none")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = phase_range_test(model, RECIPE, 0, data, dev=CPU, symmetry="dihedral", steps=300)
+    result = phase_range_test(model, RECIPE, 0, data, dev=CPU, steps=300)
     assert result.lrs[0] == 1e-7
     assert np.allclose(result.lrs[1:] / result.lrs[:-1], (10 / 1e-7) ** (1 / 299))  # 1e-7 -> 10 in 300 steps
     assert result.diverged and len(result.lrs) < 300 and result.smoothed[-1] > 4 * result.smoothed.min()
@@ -98,7 +98,7 @@ def test_a_phase_whose_rate_is_find_trains_at_the_suggestion(tmp_path):
     torch.manual_seed(0)
     log = []
     fit(create_model("test_efficientnet", 3, "none"), recipe, tiny_data(tmp_path), accuracy, tmp_path / "f",
-        key="key", dev=CPU, symmetry="dihedral", log=log.append)
+        key="key", dev=CPU, log=log.append)
     line = next(l for l in log if "lr range test suggests" in l)
     found = float(line.split()[-1])
     steps = pd.read_csv(tmp_path / "f" / "steps.csv")

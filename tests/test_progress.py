@@ -8,15 +8,17 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 from tqdm import tqdm
 
+from conftest import tiny_data
 from pipeline import PipelineError, progress
 from pipeline.device import Device
-from pipeline.epochs import body_features
+from pipeline.metrics import accuracy
 from pipeline.models import create_model
 from pipeline.progress import bar
+from pipeline.recipe import Phase, Recipe
+from pipeline.trainer import fit
 
 LINE = re.compile(r"  [^\r\n]+: \d+(/\d+)? \w+, \d+s(, [^\r\n]*)?")  # "  predict: 40/120 batches, 31s"
 
@@ -90,12 +92,13 @@ def test_a_bad_interval_is_one_clear_error(logged, monkeypatch):
 
 
 @pytest.mark.quick
-def test_precompute_says_how_long_it_took():
-    said = []
-    images = np.zeros((5, 24, 24, 3), np.uint8)
-    feats = body_features(create_model("test_efficientnet", 3, "none"), images, Device.pick("cpu"), 2, said.append)
-    assert len(feats) == 5
-    assert len(said) == 1 and re.fullmatch(r"  precomputed activations for 5 images at 24px in \d+s", said[0])
+def test_precompute_says_how_long_it_took(tmp_path):
+    said, data = [], tiny_data(tmp_path)
+    recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=8, batchnorm="batch", phases=(
+        Phase(size=24, epochs=1, lr=1e-2, frozen=("early", "late"), precompute=True),))
+    fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "fold", key="k",
+        dev=Device.pick("cpu"), log=said.append)
+    assert sum(bool(re.fullmatch(r"  precomputed activations for 24 images at 24px in \d+s", s)) for s in said) == 1
 
 
 def test_training_logged_to_one_file_keeps_every_line_whole(tmp_path):

@@ -14,6 +14,7 @@ from pipeline.sampling import class_targets, epoch_indices
 from pipeline.device import Device
 from pipeline.folds import FoldData
 from pipeline.trainer import fit
+from pipeline.vision import Images
 
 from conftest import write_image
 
@@ -51,7 +52,7 @@ def test_training_epochs_are_oversampled_and_validation_is_not(tmp_path, monkeyp
         write_image(p, seed=i, size=16)
     valid = np.arange(len(LABELS))[np.arange(len(LABELS)) % 5 == 0]
     train = np.setdiff1d(np.arange(len(LABELS)), valid)
-    data = FoldData(images=ImageCache(paths), labels=LABELS, train_idx=train, valid_idx=valid)
+    data = FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=LABELS, train_idx=train, valid_idx=valid)
     seen_valid = []
     real = trainer.validate
     monkeypatch.setattr(trainer, "validate", lambda m, ds, *a: seen_valid.append(len(ds)) or real(m, ds, *a))
@@ -59,7 +60,7 @@ def test_training_epochs_are_oversampled_and_validation_is_not(tmp_path, monkeyp
                     phases=(Phase(size=16, epochs=2, lr=1e-3),))
     torch.manual_seed(0)
     fit(create_model("test_efficientnet", 3, "none"), recipe, data, accuracy, tmp_path / "out", key="k",
-        dev=Device.pick("cpu"), symmetry="dihedral", log=lambda *a: None)
+        dev=Device.pick("cpu"), log=lambda *a: None)
     largest = np.bincount(LABELS[train]).max()
     steps = pd.read_csv(tmp_path / "out" / "steps.csv")
     assert steps.groupby("epoch").size().tolist() == [3 * largest // 10] * 2

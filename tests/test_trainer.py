@@ -17,6 +17,7 @@ from pipeline.recipe import Phase, Recipe
 from pipeline import trainer
 from pipeline.device import Device
 from pipeline.trainer import fit
+from pipeline.vision import Images
 
 from conftest import tiny_data
 
@@ -24,7 +25,7 @@ from conftest import tiny_data
 def train(tmp_path, data, recipe, name, cache=None):
     torch.manual_seed(0)
     model = create_model(recipe.arch, 3, recipe.weights)
-    fit(model, recipe, data, accuracy, tmp_path / name, key="key", dev=Device.pick("cpu"), symmetry="dihedral",
+    fit(model, recipe, data, accuracy, tmp_path / name, key="key", dev=Device.pick("cpu"),
         feature_cache=cache, log=lambda *a: None)
     return model
 
@@ -81,7 +82,7 @@ def test_adapt_recomputes_batchnorm_statistics_on_the_fold_before_the_head(tmp_p
     assert all(torch.equal(init[k], after[k]) for k in weights)
     assert cache == {}
     # the stem's statistics are those of the fold's training images, as it normalises them
-    x = torch.from_numpy(data.images[24][data.train_idx]).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(data.inputs[24][data.train_idx]).permute(0, 3, 1, 2).float() / 255
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
     stem = torch.nn.functional.conv2d((x - mean) / std, after["conv_stem.weight"], stride=2, padding=1)
     torch.testing.assert_close(after["bn1.running_mean"], stem.mean((0, 2, 3)), rtol=1e-4, atol=1e-4)
@@ -116,8 +117,8 @@ def shapes(tmp_path, n=96, size=64) -> FoldData:
             cv2.line(img, (x - r, y - r), (x + r, y + r), colour, 3)
         cv2.imwrite(str(p), img)
     labels = np.arange(n) % 3
-    return FoldData(images=ImageCache(paths), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4 != 0),
-                    valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
+    return FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=labels,
+                    train_idx=np.flatnonzero(np.arange(n) % 4 != 0), valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
 
 
 @pytest.mark.quick
@@ -133,9 +134,9 @@ def test_the_head_meets_the_features_it_was_fitted_to_when_the_body_starts_train
         Phase(size=64, epochs=6, lr=0.3, frozen=("early", "late"), precompute=True),
         Phase(size=64, epochs=1, lr=1e-4, frozen=("early",))))
     model = train(tmp_path, data, replace(recipe, phases=recipe.phases[:1]), mode)
-    setup = trainer.setup_phase(model, recipe, 1, data, dev=Device.pick("cpu"), symmetry="none")
+    setup = trainer.setup_phase(model, recipe, 1, data, dev=Device.pick("cpu"))
     rows = np.random.default_rng(0).permutation(data.train_idx)  # batches of mixed classes, as an epoch's
-    x, y = torch.from_numpy(data.images[64][rows]), torch.from_numpy(data.labels[rows])
+    x, y = torch.from_numpy(data.inputs[64][rows]), torch.from_numpy(data.labels[rows])
 
     @torch.no_grad()
     def loss():
