@@ -34,6 +34,7 @@ from pipeline.recipe import Phase, Recipe  # noqa: E402
 from pipeline.trainer import setup_phase  # noqa: E402
 from pipeline.transforms import ImageDataset, to_input, train_augment, tta_views  # noqa: E402
 from pipeline.vision import Images
+from pipeline.tasks import CLASSIFICATION
 
 
 def bare_train(model, loader, dev, mean, std):
@@ -91,13 +92,14 @@ def measure(args, size: int, dev: Device) -> str:
                                               drop_last=True, num_workers=dev.workers,
                                               pin_memory=dev.device.type == "cuda")
     recipe = Recipe(phases=(Phase(size=size, epochs=1, lr=1e-4),), batch_size=args.batch, arch=args.arch)
-    data = FoldData(inputs=Images({size: images}, "dihedral"), labels=labels, train_idx=np.arange(n), valid_idx=np.arange(0))
+    data = FoldData(inputs=Images({size: images}, "dihedral"), labels=labels, train_idx=np.arange(n), valid_idx=np.arange(0),
+                    task=CLASSIFICATION)
     setup = setup_phase(model, recipe, 0, data, dev=dev)
 
     def trainer():
         setup.train_mode()
         train_one_epoch(setup.net, setup.loader(0), setup.optimizer, phase=setup.phase, epoch=0,
-                        prepare=setup.train_prepare(0), dev=dev, label_smoothing=0.0, desc="trainer")
+                        prepare=setup.train_prepare(0), dev=dev, task=data.task, label_smoothing=0.0, desc="trainer")
 
     tta_images = images[:args.batch * max(1, args.steps // 4)]
     runs = {

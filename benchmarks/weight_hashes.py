@@ -25,6 +25,7 @@ from pipeline.recipe import Phase, Recipe, differential, mining_round, swa_round
 from pipeline.folds import FoldData
 from pipeline.trainer import fit
 from pipeline.vision import Images
+from pipeline.tasks import CLASSIFICATION
 
 torch.set_num_threads(1)
 
@@ -38,7 +39,7 @@ def tiny(root: Path, n: int = 36) -> FoldData:
     labels[::7] = 0  # class 0 the commonest, so oversampling changes the epochs
     return FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4),
                     valid_idx=np.flatnonzero(np.arange(n) % 4 == 0), ids=np.array([str(i) for i in range(n)]),
-                    classes=["a", "b", "c"])
+                    classes=["a", "b", "c"], task=CLASSIFICATION)
 
 
 BASE = dict(arch="test_efficientnet", weights="none", batch_size=6, seed=1)

@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from .diagnostics import pyplot, save_png
-from .labels import describe, strata
 from .models import freeze, layer_groups, normalization
 from .device import Device
 from .run import Run, fresh_model
 from .epochs import epoch_loader
 from .step import scaler_for, train_step
 from .recipe import Phase
+from .tasks import Task
 from .vision import Images
 
 
@@ -32,7 +32,7 @@ class Overfit:
     message: str
 
 
-def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, steps: int = 200,
+def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, task: Task, steps: int = 200,
             lr: float = 1e-3, target: float = 0.05) -> Overfit:
     """Train `model` on the single batch (x, y) until its loss is below `target` or `steps` run out."""
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -48,7 +48,7 @@ def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, ste
     losses = []
     scaler = scaler_for(dev)
     for _ in range(steps):
-        loss = train_step(model, optimizer, scaler, x, y, dev)
+        loss = train_step(model, optimizer, scaler, x, y, dev, task)
         losses.append(loss.item())
         if not np.isfinite(losses[-1]) or losses[-1] < target:
             break
@@ -66,7 +66,8 @@ def overfit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: Device, ste
                                   f"(loss {first:.3f} -> {last:.3f}, wanted < {target}): {why}")
 
 
-def labelled_batch(x: torch.Tensor, y: torch.Tensor, classes: list[str], mean, std, path, n: int = 16) -> None:
+def labelled_batch(x: torch.Tensor, y: torch.Tensor, classes: list[str], task: Task, mean, std, path,
+                   n: int = 16) -> None:
     """The model's inputs mapped back to pixels, titled with their labels."""
     pixels = (x[:n].float().cpu() * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1))
     pixels = pixels.clamp(0, 1).permute(0, 2, 3, 1).numpy()
@@ -78,7 +79,7 @@ def labelled_batch(x: torch.Tensor, y: torch.Tensor, classes: list[str], mean, s
         ax.axis("off")
     for ax, img, label in zip(axes.flat, pixels, y[:n].cpu().numpy()):
         ax.imshow(img)
-        ax.set_title(describe(label, classes), fontsize=8)
+        ax.set_title(task.describe(label, classes), fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
 
@@ -89,7 +90,7 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     out = r.run_dir / "check"
     rng = np.random.default_rng(r.recipe.seed)
     y_all = r.targets
-    groups = strata(y_all)  # every class (or rarest tag) represented
+    groups = r.comp.task.strata(y_all)  # every class (or rarest tag) represented
     per_class = -(-images // len(np.unique(groups)))
     picked = np.concatenate([rng.permutation(np.flatnonzero(groups == c))[:per_class]
                              for c in np.unique(groups)])[:images]
@@ -103,11 +104,12 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
 
     augmented = inputs.dataset(np.arange(len(y)), y, phase, r.recipe, r.dev, augment=r.recipe.seed)
     xb, yb = next(iter(epoch_loader(augmented, np.arange(len(y)), min(r.recipe.batch_size, len(y)), 0, r.dev)))
-    labelled_batch(inputs.on_device(prepare, 0, r.dev)(xb), yb, r.comp.classes, mean, std, out / "batch.png")
+    labelled_batch(inputs.on_device(prepare, 0, r.dev)(xb), yb, r.comp.classes, r.comp.task, mean, std,
+                   out / "batch.png")
 
     freeze(model, layer_groups(model), frozen)
     x = prepare(torch.from_numpy(imgs))
-    result = overfit(model, x, torch.from_numpy(y).to(r.dev.device), r.dev, steps, lr)
+    result = overfit(model, x, torch.from_numpy(y).to(r.dev.device), r.dev, r.comp.task, steps, lr)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(result.losses or [np.nan])

@@ -8,13 +8,15 @@ import torch
 
 from .files import atomic_path
 from .recipe import Recipe
+from .tasks import MultiLabel, Task
 
 
-def checkpoint(model, recipe: Recipe, row: dict, multilabel: bool) -> dict:
+def checkpoint(model, recipe: Recipe, row: dict, task: Task) -> dict:
     """What predicting needs: the weights, the architecture and image size they were trained at,
-    and whether the outputs are tags (sigmoids) or one class (softmax)."""
+    and the task they learnt (tags: sigmoids; one class: softmax)."""
     return {"model": model.state_dict(), "arch": recipe.arch, "num_classes": model.num_classes,
-            "multilabel": multilabel, "size": row["size"], "phase": row["phase"], "epoch": row["epoch"],
+            "task": task.name, "multilabel": isinstance(task, MultiLabel), "size": row["size"],
+            "phase": row["phase"], "epoch": row["epoch"],
             "history": row}
 
 

@@ -21,9 +21,10 @@ from . import PipelineError
 from .decode import TRUNCATED
 from .images import RESIZE
 from .keys import affects
-from .labels import discover, encode, tags
+from .labels import discover
 from .metrics import Metric
 from .recipe import Recipe
+from .tasks import CLASSIFICATION, MULTILABEL, MultiLabel, Task, tags
 from .transforms import SYMMETRIES
 
 REQUIRED = ("slug", "layout", "classes", "metric", "submission", "recipes")
@@ -69,9 +70,14 @@ class Competition:
     truncated_images: str = affects("data", default="refuse")  # JPEGs cut short: "refuse" (unreadable) or "keep" (see images)
 
     @property
+    def task(self) -> Task:
+        """What the model learns (tasks.py): tags when the layout says each image has any number
+        of them, else one class."""
+        return MULTILABEL if self.layout.multilabel else CLASSIFICATION
+
+    @property
     def multilabel(self) -> bool:
-        """Each image has any number of tags (the layout says so) rather than one class."""
-        return self.layout.multilabel
+        return isinstance(self.task, MultiLabel)
 
     def with_classes(self, train_labels: pd.Series) -> "Competition":
         """The competition with its classes listed, from the training labels if it leaves them out."""
@@ -107,7 +113,7 @@ class Competition:
 
     def targets(self, labels: pd.Series) -> np.ndarray:
         """What the model learns: class indices, or 0/1 tag rows (labels.py)."""
-        return encode(labels, self.classes, self.multilabel)
+        return self.task.encode(labels, self.classes)
 
 
 def search_path() -> list[Path]:

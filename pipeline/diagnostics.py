@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .files import atomic_path, write_csv
-from .labels import decide, describe, example_losses
+from .tasks import MultiLabel, Task, decide
 
 
 def pyplot():
@@ -110,16 +110,16 @@ def confusion(labels: np.ndarray, probs: np.ndarray, classes: list[str], out_dir
 
 
 def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, probs: np.ndarray, ids: np.ndarray,
-               classes: list[str], path: Path, thresholds=None, n: int = 16) -> pd.DataFrame:
+               classes: list[str], path: Path, task: Task, thresholds=None, n: int = 16) -> pd.DataFrame:
     """A grid of the `n` predictions with the highest loss (row i's image: images[positions[i]]),
     each titled with the truth and the prediction: class and probability, or tags (those above
     their thresholds)."""
-    loss = example_losses(labels, probs)
+    loss = task.example_losses(labels, probs)
     order = np.argsort(-loss, kind="stable")[:n]
-    if labels.ndim == 2:
+    if isinstance(task, MultiLabel):
         chosen = decide(probs[order], 0.5 if thresholds is None else thresholds)
-        rows = pd.DataFrame({"id": ids[order], "label": [describe(y, classes) for y in labels[order]],
-                             "predicted": [describe(c, classes) for c in chosen], "loss": loss[order]})
+        rows = pd.DataFrame({"id": ids[order], "label": [task.describe(y, classes) for y in labels[order]],
+                             "predicted": [task.describe(c, classes) for c in chosen], "loss": loss[order]})
         titles = [f"{r.id}\ntrue {r.label}\npred {r.predicted}" for r in rows.itertuples()]
     else:
         p_true = probs[order, labels[order]]

@@ -20,6 +20,7 @@ from .averages import MovingAverage, WeightAverage
 from .device import Device
 from .images import ImageCache
 from .predict import load_checkpoint, predict_views
+from .tasks import CLASSIFICATION, MULTILABEL
 from .recipe import Recipe
 
 
@@ -61,14 +62,14 @@ def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, v
     for path in [base] + members:
         t0 = time.time()
         model, ckpt = load_checkpoint(path, dev)
-        tags = ckpt.get("multilabel", False)
+        task = MULTILABEL if ckpt.get("multilabel", False) else CLASSIFICATION  # (what the weights learnt)
         same = path.name if path.name in AVERAGED else (ckpt["phase"], ckpt["epoch"])
         if same not in preds:
             preds[same] = {"oof": predict_views(model, train_images[ckpt["size"]], recipe.tta, dev,
-                                                recipe.batch_size * 2, f"{desc} OOF {path.stem}", tags, rows=valid)}
+                                                recipe.batch_size * 2, f"{desc} OOF {path.stem}", task, rows=valid)}
         if path in members and "test" not in preds[same]:
             preds[same]["test"] = predict_views(model, test_images[ckpt["size"]], recipe.tta, dev,
-                                                recipe.batch_size * 2, f"{desc} test {path.stem}", tags)[0]
+                                                recipe.batch_size * 2, f"{desc} test {path.stem}", task)[0]
         preds[path] = preds[same]
         seconds[path.stem] = seconds.get(path.stem, 0.0) + time.time() - t0
     plain, views = 1, recipe.tta  # index 1: the plain view alone; 0: the mean over the TTA views

@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from .device import Device
-from .labels import label_loss, probabilities
 from .mixing import Mixer
 from .models import features
 from .progress import bar as progress_bar
 from .recipe import Phase
 from .schedules import lr_at
 from .step import scaler_for, train_step
+from .tasks import Task
 
 
 def make_optimizer(groups: dict[str, list[nn.Parameter]], phase: Phase, weight_decay: float):
@@ -47,7 +47,7 @@ def set_schedule(optimizer, phase: Phase, step: int, steps_per_epoch: int) -> tu
 
 
 def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepare: Callable,
-                    dev: Device, label_smoothing: float, desc: str,
+                    dev: Device, task: Task, label_smoothing: float, desc: str,
                     after_step: Callable[[], None] | None = None, mix: Mixer | None = None) -> list[dict]:
     """One pass over `loader`, each batch mixed by `mix` (mixup / cutmix) when given, calling
     `after_step()` after each optimizer step; returns one row per step (lr, momentum, loss)."""
@@ -61,7 +61,7 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
         own, partner = 1.0, None
         if mix is not None:
             x, own, partner = mix(x)
-        loss = train_step(model, optimizer, scaler, x, y, dev, label_smoothing, own, partner)
+        loss = train_step(model, optimizer, scaler, x, y, dev, task, label_smoothing, own, partner)
         if after_step is not None:
             after_step()
         loss = loss.item()
@@ -72,9 +72,9 @@ def train_one_epoch(model, loader, optimizer, *, phase: Phase, epoch: int, prepa
 
 
 @torch.inference_mode()
-def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device) -> tuple[float, np.ndarray]:
-    """Mean loss (cross-entropy, or binary cross-entropy for tags) and class probabilities over
-    `dataset`: with several ranks, each takes its share and all get the whole result."""
+def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device, task: Task) -> tuple[float, np.ndarray]:
+    """The task's mean loss and predictions (class or tag probabilities) over `dataset`: with
+    several ranks, each takes its share and all get the whole result."""
     model.eval()
     share = dev.group.share(len(dataset))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, share.tolist()), batch_size,
@@ -83,8 +83,8 @@ def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device) ->
     for x, y in loader:
         with dev.autocast():
             logits = model(prepare(x)).float()
-        loss += label_loss(logits, y.to(dev.device), reduction="sum").item()
-        probs.append(probabilities(logits, y.ndim == 2).cpu().numpy())
+        loss += task.loss(logits, y.to(dev.device), reduction="sum").item()
+        probs.append(task.predictions(logits).cpu().numpy())
     p = dev.group.joined(np.concatenate(probs) if probs else np.zeros((0,)))
     return sum(dev.group.gather(loss)) / len(p), p
 

@@ -9,21 +9,25 @@ from sklearn.model_selection import StratifiedKFold
 
 from . import PipelineError
 from .inputs import Inputs
+from .tasks import Classification, MultiLabel, Task
 
 
-def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str]) -> np.ndarray:
-    """Fold index per image, from class indices [N] or 0/1 tag rows [N, C]."""
-    if y.ndim == 2:
+def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str] | None, task: Task) -> np.ndarray:
+    """Fold index per example, stratified by the task's strata: class indices, a regression
+    target's quantile bins, or for tags (0/1 rows) iterative stratification."""
+    if isinstance(task, MultiLabel):
         return iterative_folds(y, n_folds, seed)
-    counts = np.bincount(y, minlength=len(classes))
+    strata = task.strata(y)
+    counts = np.bincount(strata, minlength=len(classes or ()))
     present = counts[counts > 0]
     if present.min() < n_folds:
-        rare = classes[int(np.flatnonzero(counts == present.min())[0])]
-        raise PipelineError(f"class {rare!r} has {present.min()} images, fewer than "
+        at = int(np.flatnonzero(counts == present.min())[0])
+        rare = f"class {classes[at]!r}" if isinstance(task, Classification) else f"target bin {at}"
+        raise PipelineError(f"{rare} has {present.min()} images, fewer than "
                             f"{n_folds} folds; use --folds {max(2, int(present.min()))} or more data")
     folds = np.empty(len(y), dtype=np.int64)
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, valid) in enumerate(skf.split(np.zeros(len(y)), y)):
+    for k, (_, valid) in enumerate(skf.split(np.zeros(len(y)), strata)):
         folds[valid] = k
     return folds
 
@@ -69,12 +73,13 @@ def _neediest(want: np.ndarray, want_images: np.ndarray, rng: np.random.Generato
 @dataclass
 class FoldData:
     inputs: Inputs           # every training example, as its kind of data offers them (inputs.py)
-    labels: np.ndarray       # class index per image, or a 0/1 row of tags (labels.py)
+    labels: np.ndarray       # the task's targets: class indices, 0/1 rows of tags, or floats (tasks.py)
     train_idx: np.ndarray
     valid_idx: np.ndarray
+    task: Task
     ids: np.ndarray | None = None       # image ids and class names, for the files a user reads
     classes: list[str] | None = None
 
     @property
     def multilabel(self) -> bool:
-        return self.labels.ndim == 2
+        return isinstance(self.task, MultiLabel)

@@ -20,6 +20,7 @@ import torch
 from .device import Device
 from .diagnostics import pyplot, save_png
 from .step import scaler_for, train_step
+from .tasks import Task
 
 
 @dataclass
@@ -64,8 +65,8 @@ class RangeTest:
 
 
 def range_test(net: torch.nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, prepare: Callable,
-               dev: Device, start: float = 1e-7, end: float = 10.0, steps: int = 100, beta: float = 0.98,
-               label_smoothing: float = 0.0) -> RangeTest:
+               dev: Device, task: Task, start: float = 1e-7, end: float = 10.0, steps: int = 100,
+               beta: float = 0.98, label_smoothing: float = 0.0) -> RangeTest:
     """Train `net` on `batches` (cycled if too few) with the rate growing geometrically from
     `start` to `end` over `steps` steps; then restore its weights, buffers and `optimizer`."""
     saved_net, saved_opt = copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
@@ -77,7 +78,7 @@ def range_test(net: torch.nn.Module, batches: Iterable, optimizer: torch.optim.O
             lr = start * (end / start) ** (i / max(steps - 1, 1))
             for g in optimizer.param_groups:
                 g["lr"] = lr * g["peak_lr"] / top
-            loss = train_step(net, optimizer, scaler, prepare(x), y.to(dev.device), dev, label_smoothing)
+            loss = train_step(net, optimizer, scaler, prepare(x), y.to(dev.device), dev, task, label_smoothing)
             value = float(np.mean(dev.group.gather(loss.item())))  # all ranks: one curve, one decision
             avg = beta * avg + (1 - beta) * value
             debiased = avg / (1 - beta ** (i + 1))  # early averages lean towards the 0 they started from

@@ -12,12 +12,12 @@ from .device import Device
 from .epochs import validate
 from .files import write_csv
 from .folds import FoldData
-from .labels import decide, describe, example_losses
+from .tasks import Task
 
 
-def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float) -> np.ndarray:
+def hardest(labels: np.ndarray, probs: np.ndarray, fraction: float, task: Task) -> np.ndarray:
     """Positions of the `fraction` of examples with the highest loss, hardest first."""
-    loss = example_losses(labels, probs)
+    loss = task.example_losses(labels, probs)
     n = max(1, round(fraction * len(labels)))
     return np.argsort(-loss, kind="stable")[:n]
 
@@ -26,17 +26,18 @@ def mine_hard_examples(net, plain_ds, data: FoldData, fraction: float, prepare: 
                        batch_size: int, csv: Path) -> np.ndarray:
     """Score the fold's training images as predict would (no augmentation), return positions
     (into data.train_idx) of the hardest, and write them to `csv` for a user to look at."""
-    _, probs = validate(net, plain_ds, batch_size, prepare, dev)
+    task = data.task
+    _, probs = validate(net, plain_ds, batch_size, prepare, dev, task)
     labels = data.labels[data.train_idx]
-    picked = hardest(labels, probs, fraction)
+    picked = hardest(labels, probs, fraction, task)
     rows = data.train_idx[picked]
-    names = data.classes or [str(c) for c in range(probs.shape[1])]
-    guesses = decide(probs[picked], 0.5) if labels.ndim == 2 else probs[picked].argmax(1)
+    names = data.classes or ([str(c) for c in range(probs.shape[1])] if probs.ndim == 2 else None)
+    guesses = task.guesses(probs[picked])
     if not dev.group.main:
         return picked
     write_csv(csv, pd.DataFrame({
         "id": data.ids[rows] if data.ids is not None else rows,
-        "label": [describe(y, names) for y in labels[picked]],
-        "predicted": [describe(g, names) for g in guesses],
-        "loss": example_losses(labels[picked], probs[picked])}))
+        "label": [task.describe(y, names) for y in labels[picked]],
+        "predicted": [task.describe(g, names) for g in guesses],
+        "loss": task.example_losses(labels[picked], probs[picked])}))
     return picked

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .device import Device
-from .labels import probabilities
+from .tasks import CLASSIFICATION, Task
 from .models import create_model, normalization
 from .progress import bar as progress_bar
 from .transforms import to_input, tta_views
@@ -24,7 +24,7 @@ def load_checkpoint(path: Path, dev: Device) -> tuple[torch.nn.Module, dict]:
 
 @torch.inference_mode()
 def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: int, desc: str = "predict",
-                  multilabel: bool = False, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  task: Task = CLASSIFICATION, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities averaged over `tta` views, those of the plain view alone), each [N, C], for
     uint8 images [N, H, W, 3] (those at `rows` only, when given: read a batch at a time from a
     cache on disk); sigmoids of a multi-label model (its checkpoint says which), else softmax.
@@ -39,7 +39,7 @@ def predict_views(model, images: np.ndarray, tta: int, dev: Device, batch_size: 
         p = 0
         for j, view in enumerate(tta_views(x, tta)):
             with dev.autocast():
-                q = probabilities(model(view).float(), multilabel)
+                q = task.predictions(model(view).float())
             if j == 0:
                 plain.append(q.cpu().numpy())
             p = p + q

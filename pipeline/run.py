@@ -212,7 +212,7 @@ def folds_stage(r: Run) -> np.ndarray:
     def split():
         if not r.ranks.main:
             return
-        folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes)
+        folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes, r.comp.task)
         write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
     stage(r, "folds", fingerprint(r.keys["data"], settings_for(r.recipe, "folds")), [r.run_dir / "folds.csv"], split)
     return read_folds(r)
@@ -301,7 +301,7 @@ def fresh_model(r: Run) -> torch.nn.Module:
 
 def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
     return FoldData(inputs=Images(r.train_images, r.comp.symmetry), labels=r.targets,
-                    train_idx=np.flatnonzero(folds != k), valid_idx=np.flatnonzero(folds == k),
+                    train_idx=np.flatnonzero(folds != k), valid_idx=np.flatnonzero(folds == k), task=r.comp.task,
                     ids=r.train["id"].to_numpy(), classes=r.comp.classes)
 
 
@@ -447,7 +447,7 @@ def diagnostics_stage(r: Run) -> None:
     size = r.recipe.phases[-1].size
     positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
     diagnostics.top_losses(r.train_images[size], positions, y, probs, oof["id"].to_numpy(), classes,
-                           out / "top_losses.png", tuned)
+                           out / "top_losses.png", r.comp.task, tuned)
     if r.comp.multilabel:
         table = diagnostics.per_tag(y, probs, tuned, classes, out)
         worst = ", ".join(f"{t.tag} (F1 {t.f1:.2f}, {t.support} images)" for t in table.head(3).itertuples())

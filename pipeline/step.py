@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .device import Device
-from .labels import label_loss
+from .tasks import Task
 
 
 def scaler_for(dev: Device) -> torch.amp.GradScaler:
@@ -15,16 +15,16 @@ def scaler_for(dev: Device) -> torch.amp.GradScaler:
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               x: torch.Tensor, y: torch.Tensor, dev: Device, label_smoothing: float = 0.0,
+               x: torch.Tensor, y: torch.Tensor, dev: Device, task: Task, label_smoothing: float = 0.0,
                own: float | torch.Tensor = 1.0, partner: torch.Tensor | None = None) -> torch.Tensor:
-    """One optimizer step on a batch already on the device; returns the batch's loss. With a
-    mixing `partner` (mixing.py: each row's partner row), the loss is shared between the two
-    labels in the images' own shares `own`."""
+    """One optimizer step on a batch already on the device; returns the batch's loss (the task's).
+    With a mixing `partner` (mixing.py: each row's partner row), the loss is shared between the
+    two targets in the examples' own shares `own`."""
     with dev.autocast():
         out = model(x)
-        loss = label_loss(out, y, label_smoothing)
+        loss = task.loss(out, y, label_smoothing)
         if partner is not None:
-            loss = own * loss + (1 - own) * label_loss(out, y[partner], label_smoothing)
+            loss = own * loss + (1 - own) * task.loss(out, y[partner], label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)

@@ -12,7 +12,7 @@ import pandas as pd
 from . import PipelineError
 from .competition import SAMPLE, Submission
 from .files import write_csv
-from .labels import decide, tags
+from .tasks import decide, tags
 
 
 # Kaggle's spellings of the sample submission over the years, matched in any case; looked for when

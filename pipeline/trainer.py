@@ -30,7 +30,6 @@ from .device import Device
 from .epochs import body_features, epoch_loader, make_optimizer, train_one_epoch, validate
 from .files import write_csv
 from .folds import FoldData
-from .labels import strata
 from .lr_find import RangeTest, range_test
 from .metrics import Metric
 from .mining import mine_hard_examples
@@ -63,7 +62,7 @@ class PhaseSetup:
         `extra` positions, in an order and with augmentation seeded by the epoch, so that a
         resumed run sees exactly the batches it would have seen."""
         rc, seed = self.recipe, self.seed * 100 + epoch
-        order = epoch_indices(strata(self.data.labels[self.data.train_idx]), rc.oversample,
+        order = epoch_indices(self.data.task.strata(self.data.labels[self.data.train_idx]), rc.oversample,
                               np.random.default_rng(seed))
         if extra is not None:
             order = np.concatenate([order, extra])
@@ -198,7 +197,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         for epoch in range(first, phase.epochs):
             row = run_epoch(setup, epoch, extra, metric, progress, log,
                             after_step=ema.update if recipe.ema and not phase.precompute else None)
-            ckpt = checkpoint(model, recipe, row, data.multilabel)
+            ckpt = checkpoint(model, recipe, row, data.task)
             improved = progress.best is None or metric.better(row[metric.name], progress.best)
             progress.best = row[metric.name] if improved else progress.best
             if main and improved:
@@ -216,7 +215,7 @@ def fit(model: nn.Module, recipe: Recipe, data: FoldData, metric: Metric, out_di
         if average.averaged is not None:
             average.finish(recipe, data, metric, out_dir, dev, log)
     if main:
-        save(checkpoint(model, recipe, progress.history[-1], data.multilabel), out_dir / "last.pt")
+        save(checkpoint(model, recipe, progress.history[-1], data.task), out_dir / "last.pt")
         write_csv(out_dir / "steps.csv", pd.DataFrame(progress.steps))
         write_csv(out_dir / "history.csv", pd.DataFrame(progress.history))
         (out_dir / "state.pt").unlink(missing_ok=True)
@@ -233,9 +232,11 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
     train_dl = setup.loader(epoch, extra)
     setup.train_mode()
     rows = train_one_epoch(setup.train_net, train_dl, setup.optimizer, phase=phase, epoch=epoch,
-                           prepare=setup.train_prepare(epoch), dev=dev, label_smoothing=setup.recipe.label_smoothing, desc=where,
+                           prepare=setup.train_prepare(epoch), dev=dev, task=setup.data.task,
+                           label_smoothing=setup.recipe.label_smoothing, desc=where,
                            after_step=after_step, mix=setup.mixer(epoch))
-    valid_loss, probs = validate(setup.net, setup.valid_ds, setup.recipe.batch_size * 2, setup.prepare, dev)
+    valid_loss, probs = validate(setup.net, setup.valid_ds, setup.recipe.batch_size * 2, setup.prepare, dev,
+                                 setup.data.task)
     score = metric(setup.data.labels[setup.data.valid_idx], probs)
     train_loss = float(np.mean([r["loss"] for r in rows]))
     progress.steps += [{"phase": pi, "epoch": epoch, **r} for r in rows]
@@ -276,7 +277,7 @@ def phase_range_test(model: nn.Module, recipe: Recipe, index: int, data: FoldDat
                         phase=replace(phase, lr=1.0) if phase.lr == "find" else phase)
     loader = setup.loader(0)
     setup.train_mode()
-    return range_test(setup.train_net, loader, setup.optimizer, setup.train_prepare(0), dev, steps=steps,
+    return range_test(setup.train_net, loader, setup.optimizer, setup.train_prepare(0), dev, data.task, steps=steps,
                       label_smoothing=recipe.label_smoothing)
 
 

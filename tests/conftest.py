@@ -13,6 +13,7 @@ from pipeline.images import ImageCache
 from pipeline.recipe import Recipe
 from pipeline.folds import FoldData
 from pipeline.vision import Images
+from pipeline.tasks import CLASSIFICATION
 
 # No test reaches Kaggle. The kaggle client reads its endpoint when imported, so it is fixed here,
 # before any import: http://localhost through a proxy on a closed port (tests/kaggle_standin.py
@@ -45,7 +46,8 @@ def tiny_data(tmp_path, n=24) -> FoldData:
         write_image(p, seed=i, size=20)
     labels = np.arange(n) % 3
     return FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=labels,
-                    train_idx=np.flatnonzero(np.arange(n) % 4 != 0), valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
+                    train_idx=np.flatnonzero(np.arange(n) % 4 != 0), valid_idx=np.flatnonzero(np.arange(n) % 4 == 0),
+                    task=CLASSIFICATION)
 
 
 def make_plant_data(root: Path, per_class: int = 5, n_test: int = 7) -> Path:

@@ -10,6 +10,7 @@ from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.run import start
 from pipeline.device import Device
+from pipeline.tasks import CLASSIFICATION
 
 from conftest import shrink
 
@@ -44,8 +45,8 @@ def test_nothing_trainable_and_divergence_are_named():
     for p in net.parameters():
         p.requires_grad_(False)
     x, y = torch.randn(8, 2), torch.randint(0, 2, (8,))
-    assert "every weight is frozen" in overfit(net, x, y, Device.pick("cpu")).message
-    assert "too high" in overfit(torch.nn.Linear(2, 2), x * 1e30, y, Device.pick("cpu"), lr=1e30).message
+    assert "every weight is frozen" in overfit(net, x, y, Device.pick("cpu"), CLASSIFICATION).message
+    assert "too high" in overfit(torch.nn.Linear(2, 2), x * 1e30, y, Device.pick("cpu"), CLASSIFICATION, lr=1e30).message
 
 
 @pytest.mark.quick

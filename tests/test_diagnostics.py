@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.diagnostics import confusion, smooth, top_losses, training_curves
+from pipeline.tasks import CLASSIFICATION
 
 pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
 
@@ -33,7 +34,7 @@ def test_top_losses_are_the_lowest_probabilities_of_the_true_class(tmp_path):
     probs = np.stack([np.where(labels == 0, p_true, 1 - p_true), np.where(labels == 1, p_true, 1 - p_true)], 1)
     images = np.random.default_rng(0).integers(0, 255, (7, 8, 8, 3), dtype=np.uint8)
     rows = top_losses(images, np.array([6, 5, 4, 3, 2]), labels, probs, np.array(list("vwxyz")), ["cat", "dog"],
-                      tmp_path / "top.png", n=3)
+                      tmp_path / "top.png", CLASSIFICATION, n=3)
     assert list(rows["id"]) == ["x", "w", "z"] and list(rows["predicted"]) == ["dog", "cat", "dog"]
     assert np.allclose(rows["loss"], -np.log([0.05, 0.2, 0.4]))
     assert (tmp_path / "top.png").read_bytes()[:8] == PNG

@@ -22,6 +22,7 @@ from pipeline.folds import FoldData
 from pipeline.mining import hardest, mine_hard_examples
 from pipeline.batchnorm import recompute as recompute_bn
 from pipeline.trainer import fit
+from pipeline.tasks import CLASSIFICATION
 
 from conftest import shrink, tiny_data
 
@@ -141,14 +142,14 @@ def test_hardest_are_the_top_loss_examples_of_a_model_whose_outputs_the_test_set
     logits = torch.tensor(np.log(probs + 1e-9), dtype=torch.float32)
     ds = torch.utils.data.TensorDataset(logits, torch.tensor(labels))
     data = FoldData(inputs=None, labels=np.concatenate([[0, 0], labels]), train_idx=np.arange(2, 12),
-                    valid_idx=np.array([0, 1]), ids=np.array([f"img{i}" for i in range(12)]), classes=["a", "b", "c"])
+                    valid_idx=np.array([0, 1]), ids=np.array([f"img{i}" for i in range(12)]), classes=["a", "b", "c"], task=CLASSIFICATION)
     picked = mine_hard_examples(nn.Identity(), ds, data, 0.3, lambda x: x, CPU, 4, tmp_path / "hard.csv")
     assert list(picked) == [5, 1, 9]  # p_true 0.01, 0.05, 0.2: the three highest losses, hardest first
     csv = pd.read_csv(tmp_path / "hard.csv")
     assert list(csv["id"]) == ["img7", "img3", "img11"] and list(csv["label"]) == ["c", "b", "a"]
     assert list(csv["predicted"]) == ["a", "c", "b"]
     assert np.allclose(csv["loss"], -np.log([0.01, 0.05, 0.2]), rtol=1e-4)
-    assert list(hardest(labels, probs, 0.5)) == [5, 1, 9, 3, 7]
+    assert list(hardest(labels, probs, 0.5, CLASSIFICATION)) == [5, 1, 9, 3, 7]
 
 
 @pytest.mark.quick

@@ -16,6 +16,7 @@ from pipeline.models import create_model, layer_groups
 from pipeline.recipe import Phase, Recipe, differential
 from pipeline.run import lr_find, start
 from pipeline.epochs import make_optimizer
+from pipeline.tasks import CLASSIFICATION
 from pipeline.trainer import fit, phase_range_test
 
 from conftest import shrink, tiny_data
@@ -44,7 +45,8 @@ def test_on_a_learnable_problem_the_suggestions_lie_where_the_loss_falls(tmp_pat
     y = torch.cat([torch.zeros(64, dtype=torch.long), torch.ones(64, dtype=torch.long)])
     net = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW([{"params": list(net.parameters()), "lr": 1.0, "peak_lr": 1.0}])
-    result = range_test(net, [(x[i::8], y[i::8]) for i in range(8)], optimizer, lambda t: t, CPU, steps=400)
+    result = range_test(net, [(x[i::8], y[i::8]) for i in range(8)], optimizer, lambda t: t, CPU, CLASSIFICATION,
+                        steps=400)
     assert result.fell and not result.diverged and len(result.lrs) == 400  # convex: it never blows up
     i = np.searchsorted(result.lrs, result.steepest)
     assert 1e-3 < result.steepest < result.minimum and result.smoothed[i + 20] < result.smoothed[i - 20] - 0.01
@@ -61,7 +63,7 @@ def test_the_optimizer_is_restored_and_differential_ratios_are_kept(tmp_path):
     step = optimizer.step
     optimizer.step = lambda *a, **k: seen.append([g["lr"] for g in optimizer.param_groups]) or step(*a, **k)
     saved = optimizer.state_dict()
-    range_test(model, [(x, y)], optimizer, lambda t: t, CPU, steps=5)
+    range_test(model, [(x, y)], optimizer, lambda t: t, CPU, CLASSIFICATION, steps=5)
     # the early group runs at a ninth of the head's rate throughout (decay and no-decay groups each)
     assert all(np.isclose(lrs[0] * 9, lrs[-1]) for lrs in seen) and len(seen) == 5
     assert optimizer.state_dict()["state"] == saved["state"] == {}

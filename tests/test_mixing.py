@@ -6,7 +6,7 @@ from torch import nn
 from pipeline import PipelineError
 from pipeline.device import Device
 from pipeline.epochs import make_optimizer, train_one_epoch
-from pipeline.labels import label_loss
+from pipeline.tasks import CLASSIFICATION
 from pipeline.mixing import Mixer
 from pipeline.recipe import Phase, Recipe, validate
 
@@ -58,11 +58,11 @@ def test_a_mixed_step_takes_each_label_in_its_share():
     mixed, own, partner = Mixer(0.4, 0.0, seed=5)(x)
     with torch.no_grad():
         out = model(mixed)
-    expected = own * label_loss(out, y, 0.1) + (1 - own) * label_loss(out, y[partner], 0.1)
+    expected = own * CLASSIFICATION.loss(out, y, 0.1) + (1 - own) * CLASSIFICATION.loss(out, y[partner], 0.1)
     phase = Phase(size=4, epochs=1, lr=0.0)
     optimizer = make_optimizer({"head": list(model.parameters())}, phase, 0.0)
     rows = train_one_epoch(model, [(x, y)], optimizer, phase=phase, epoch=0,
-                           prepare=lambda b: b, dev=Device.pick("cpu"), label_smoothing=0.1, desc="test",
+                           prepare=lambda b: b, dev=Device.pick("cpu"), task=CLASSIFICATION, label_smoothing=0.1, desc="test",
                            mix=Mixer(0.4, 0.0, seed=5))
     assert rows[0]["loss"] == pytest.approx(expected.item(), rel=1e-5)
 

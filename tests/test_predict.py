@@ -5,6 +5,7 @@ from torch import nn
 
 from pipeline.device import Device
 from pipeline.predict import predict_views
+from pipeline.tasks import MULTILABEL
 from pipeline.transforms import tta_views
 
 
@@ -45,7 +46,7 @@ def test_tta_averages_probabilities_over_views_and_keeps_the_plain_view():
 @pytest.mark.quick
 def test_tags_are_sigmoids_per_tag():
     images = np.random.default_rng(1).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
-    got, _ = predict_views(CornerModel(), images, 2, Device.pick("cpu"), batch_size=3, multilabel=True)
+    got, _ = predict_views(CornerModel(), images, 2, Device.pick("cpu"), batch_size=3, task=MULTILABEL)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     want = torch.stack([torch.sigmoid(v[:, :, 0, 0] * 10) for v in tta_views(x, 2)]).mean(0)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)

@@ -15,6 +15,7 @@ from pipeline.device import Device
 from pipeline.folds import FoldData
 from pipeline.trainer import fit
 from pipeline.vision import Images
+from pipeline.tasks import CLASSIFICATION
 
 from conftest import write_image
 
@@ -52,7 +53,8 @@ def test_training_epochs_are_oversampled_and_validation_is_not(tmp_path, monkeyp
         write_image(p, seed=i, size=16)
     valid = np.arange(len(LABELS))[np.arange(len(LABELS)) % 5 == 0]
     train = np.setdiff1d(np.arange(len(LABELS)), valid)
-    data = FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=LABELS, train_idx=train, valid_idx=valid)
+    data = FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=LABELS, train_idx=train, valid_idx=valid,
+                    task=CLASSIFICATION)
     seen_valid = []
     real = trainer.validate
     monkeypatch.setattr(trainer, "validate", lambda m, ds, *a: seen_valid.append(len(ds)) or real(m, ds, *a))

@@ -15,6 +15,7 @@ from pipeline.folds import FoldData
 from pipeline.metrics import accuracy
 from pipeline.recipe import Phase, Recipe, mining_round, swa_round
 from pipeline.trainer import fit
+from pipeline.tasks import CLASSIFICATION
 
 pytestmark = pytest.mark.quick
 
@@ -82,7 +83,7 @@ def vectors(n: int = 120, d: int = 6) -> FoldData:
     x = rng.normal(size=(n, d)) + 2.0 * np.eye(3, d)[labels]  # three separable clouds
     return FoldData(inputs=Vectors(x), labels=labels, train_idx=np.flatnonzero(np.arange(n) % 4),
                     valid_idx=np.flatnonzero(np.arange(n) % 4 == 0), ids=np.arange(n).astype(str),
-                    classes=["a", "b", "c"])
+                    classes=["a", "b", "c"], task=CLASSIFICATION)
 
 
 RECIPE = Recipe(arch="mlp", weights="none", batch_size=16, ema=0.9, phases=(

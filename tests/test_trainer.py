@@ -9,7 +9,7 @@ import torch
 
 from pipeline.folds import FoldData
 from pipeline.images import ImageCache
-from pipeline.labels import label_loss
+from pipeline.tasks import CLASSIFICATION
 from pipeline.metrics import accuracy
 from pipeline import batchnorm
 from pipeline.models import create_model, freeze, layer_groups
@@ -118,7 +118,8 @@ def shapes(tmp_path, n=96, size=64) -> FoldData:
         cv2.imwrite(str(p), img)
     labels = np.arange(n) % 3
     return FoldData(inputs=Images(ImageCache(paths), "dihedral"), labels=labels,
-                    train_idx=np.flatnonzero(np.arange(n) % 4 != 0), valid_idx=np.flatnonzero(np.arange(n) % 4 == 0))
+                    train_idx=np.flatnonzero(np.arange(n) % 4 != 0), valid_idx=np.flatnonzero(np.arange(n) % 4 == 0),
+                    task=CLASSIFICATION)
 
 
 @pytest.mark.quick
@@ -140,7 +141,7 @@ def test_the_head_meets_the_features_it_was_fitted_to_when_the_body_starts_train
 
     @torch.no_grad()
     def loss():
-        return np.mean([label_loss(model(setup.prepare(x[i:i + bs])), y[i:i + bs]).item()
+        return np.mean([CLASSIFICATION.loss(model(setup.prepare(x[i:i + bs])), y[i:i + bs]).item()
                         for i in range(0, len(x), bs)])
     model.eval()
     head = loss()
