@@ -29,7 +29,7 @@ from .competition import Competition, load
 from .files import locked
 from .recipe import Recipe, _folds, fold_problem
 from .search import apply, check, grid, source, suggest
-from .workdir import Workdir
+from .workdir import Workdir, checked_name
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -58,8 +58,13 @@ def storage_for(workdir: Workdir, comp: Competition, study: str, url: str | None
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
+def study_name(name: str) -> str:
+    """--study: it names the study's journal file and its trials' runs."""
+    return checked_name(name, "study name", "--study lr-search")
+
+
 def journal(workdir: Workdir, comp: Competition, study: str) -> Path:
-    return workdir.tune(comp.name) / f"{study}.journal"
+    return workdir.tune(comp.name) / f"{study_name(study)}.journal"
 
 
 def base_recipe(comp: Competition, name: str | None, device: str) -> tuple[str, Recipe]:
@@ -101,6 +106,7 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
     optuna = _optuna()
     workdir = workdir or Workdir.default()
     comp = load(comp_name)
+    study_name(study)  # before the study is created in any storage
     if sampler not in SAMPLERS:
         raise PipelineError(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
     recipe_name, base = base_recipe(comp, recipe, device)
@@ -232,6 +238,7 @@ def trial_settings(comp: Competition, spec: str, storage: str | None, workdir: W
 
 def _load(comp: Competition, study: str, storage: str | None, workdir: Workdir):
     optuna = _optuna()
+    study_name(study)
     if storage is None and not journal(workdir, comp, study).exists():
         raise PipelineError(f"no study {study!r} for {comp.name} ({journal(workdir, comp, study)} does not exist); "
                             f"`pipeline tune {comp.name} --study {study}` starts one")

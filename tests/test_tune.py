@@ -183,6 +183,22 @@ def test_a_storage_that_cannot_be_reached_is_one_line(tiny, workdir, capsys):
     assert "no study 'none' for tiny" in capsys.readouterr().err
 
 
+@pytest.mark.quick
+@pytest.mark.parametrize("name", ["../../../../escaped", "a/b", "OUTSIDE", ".hidden", "", "x" * 101])
+def test_a_study_name_with_path_parts_is_refused_and_nothing_written(tiny, workdir, capsys, name):
+    name = str(workdir.parent / "escaped") if name == "OUTSIDE" else name  # an absolute path
+    before = set(workdir.parent.rglob("*"))
+    commands = [["tune", "tiny", "--study", name, "--trials", "1"], ["tune", "tiny", "--study", name, "--show"]]
+    if name:  # (an empty one is no STUDY:NUMBER)
+        commands.append(["run", "tiny", "--trial", f"{name}:0"])
+    for command in commands:
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"pipeline: error: study name {name!r}: use letters, digits and - _ .")
+        assert err.count("\n") == 1, command
+    assert set(workdir.parent.rglob("*")) == before  # no journal, lock or run, in data/tune/ or anywhere
+
+
 def test_the_recipe_source_round_trips():
     recipe = load("plant-seedlings").recipes["cpu"]
     assert eval(source(recipe), {"Recipe": Recipe, "Phase": Phase}) == recipe
