@@ -19,6 +19,7 @@ run folder (<study>-<number>) and registry row, so `pipeline report` ranks trial
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -50,12 +51,19 @@ def storage_for(workdir: Workdir, comp: Competition, study: str, url: str | None
             storage.get_all_studies()  # reach it now, not after a trial has trained
             return storage
         except Exception as e:  # (drivers and servers fail in many ways; each is one line here)
-            raise PipelineError(f"--storage {url}: cannot open it ({str(e).splitlines()[0][:200]}); check the URL, "
-                                f"the server and its driver, or leave --storage out for a local journal file") from None
+            said = masked(str(e).splitlines()[0] if str(e) else type(e).__name__)[:200]
+            raise PipelineError(f"--storage {masked(url)}: cannot open it ({said}); check the URL, the server "
+                                f"and its driver, or leave --storage out for a local journal file") from None
     path = journal(workdir, comp, study)
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def masked(text: str) -> str:
+    """`text` with the password of any URL in it (scheme://user:PASSWORD@host) shown as ***: a
+    storage URL goes into error messages, and those into logs and issue reports."""
+    return re.sub(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)\S*@", r"\1***@", text)
 
 
 def study_name(name: str) -> str:
@@ -245,7 +253,7 @@ def _load(comp: Competition, study: str, storage: str | None, workdir: Workdir):
     try:
         return optuna.load_study(study_name=study, storage=storage_for(workdir, comp, study, storage))
     except KeyError:
-        raise PipelineError(f"no study {study!r} in {storage}") from None
+        raise PipelineError(f"no study {study!r} in {masked(storage)}") from None
 
 
 def show(comp_name: str, *, study: str = "study", storage: str | None = None, workdir: Workdir | None = None,
