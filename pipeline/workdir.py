@@ -104,6 +104,11 @@ class Workdir:
         found = sorted(p.name for p in runs.glob("*") if p.is_dir())
         if run is None and len(found) == 1:
             run = found[0]
+        if not found:
+            again = f"pipeline run {competition}" + (f" --run {run}" if run else "")
+            raise PipelineError(f"no runs of {competition} in {runs}/: run `{again}` first")
+        if run is None:
+            raise PipelineError(f"{runs}: {len(found)} runs ({', '.join(found)}); pass --run NAME")
         if run not in found:
-            raise PipelineError(f"{runs}: no run {run!r} (runs: {', '.join(found) or 'none'}); pass --run NAME")
+            raise PipelineError(f"{runs}: no run {run!r} (runs: {', '.join(found)}); pass --run NAME")
         return runs / run
