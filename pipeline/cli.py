@@ -132,12 +132,12 @@ def kernel(args: argparse.Namespace) -> str:
     comp, user = load(args.competition), owner(args.owner)
     run_args = shlex.split(args.run_args)
     parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
-    out = Workdir.default().kernels
-    kernel_dir = build_kernel(comp, out / comp.name, user, run_args)
+    workdir = Workdir.default()
+    kernel_dir = build_kernel(comp, workdir.kernel(comp.name), user, run_args)
     lines = [f"kernel: {kernel_dir} (kernel-metadata.json, pipeline-{comp.name}.py)"]
     dataset_dir = None
     if args.dataset:
-        dataset_dir = out / "dataset"
+        dataset_dir = workdir.kernels / "dataset"
         wheels = build_dataset(dataset_dir, user)
         lines.append(f"dataset: {dataset_dir} ({', '.join(w.name for w in wheels)})")
     if args.push:

@@ -26,6 +26,7 @@ from .metrics import Metric
 from .recipe import Recipe
 from .tasks import CLASSIFICATION, MULTILABEL, MultiLabel, Task, tags
 from .transforms import SYMMETRIES
+from .workdir import competition_name
 
 REQUIRED = ("slug", "layout", "classes", "metric", "submission", "recipes")
 SAMPLE = "sample_submission.csv"  # the default; Kaggle's other spellings of it are found too (submission.py)
@@ -130,6 +131,7 @@ def available() -> list[str]:
 
 
 def load(name: str) -> Competition:
+    competition_name(name)  # it names folders in the work folder: no path parts
     for d in search_path():
         f = d / name / "competition.py"
         if f.is_file():

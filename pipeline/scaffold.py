@@ -10,6 +10,7 @@ from pathlib import Path
 from . import PipelineError
 from .competition import available
 from .files import atomic_path
+from .workdir import competition_name
 
 # how a layout's images usually look: photos of any shape (a class per folder, per CSV row, per file
 # name), or square tiles tagged with what they show (satellite scenes, cells)
@@ -99,6 +100,7 @@ def new(name: str, layout: str, folder: Path, slug: str | None = None) -> Path:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise PipelineError(f"{name!r}: a competition name is lower-case letters, digits, '-' and '_' "
                             f"(Kaggle's slug, e.g. dog-breed-identification)")
+    competition_name(name)  # and the length every command checks
     if layout not in LAYOUTS:
         raise PipelineError(f"--layout {layout}: use one of {', '.join(LAYOUTS)}")
     target = folder / name

@@ -23,6 +23,7 @@ run folder (<study>-<number>) and registry row, so `pipeline report` ranks trial
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from .competition import Competition, load
 from .files import locked
 from .recipe import Recipe, _folds, fold_problem
 from .search import apply, check, grid, source, suggest
-from .workdir import Workdir
+from .workdir import Workdir, checked_name
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -58,16 +59,28 @@ def storage_for(workdir: Workdir, comp: Competition, study: str, url: str | None
             storage.get_all_studies()  # reach it now, not after a trial has trained
             return storage
         except Exception as e:  # (drivers and servers fail in many ways; each is one line here)
-            raise PipelineError(f"--storage {url}: cannot open it ({str(e).splitlines()[0][:200]}); check the URL, "
-                                f"the server and its driver, or leave --storage out for a local journal file") from None
+            said = masked(str(e).splitlines()[0] if str(e) else type(e).__name__)[:200]
+            raise PipelineError(f"--storage {masked(url)}: cannot open it ({said}); check the URL, the server "
+                                f"and its driver, or leave --storage out for a local journal file") from None
     path = journal(workdir, comp, study)
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
+def masked(text: str) -> str:
+    """`text` with the password of any URL in it (scheme://user:PASSWORD@host) shown as ***: a
+    storage URL goes into error messages, and those into logs and issue reports."""
+    return re.sub(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)\S*@", r"\1***@", text)
+
+
+def study_name(name: str) -> str:
+    """--study: it names the study's journal file and its trials' runs."""
+    return checked_name(name, "study name", "--study lr-search")
+
+
 def journal(workdir: Workdir, comp: Competition, study: str) -> Path:
-    return workdir.tune(comp.name) / f"{study}.journal"
+    return workdir.tune(comp.name) / f"{study_name(study)}.journal"
 
 
 def base_recipe(comp: Competition, name: str | None, device: str) -> tuple[str, Recipe]:
@@ -108,6 +121,7 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
     optuna = _optuna()
     workdir = workdir or Workdir.default()
     comp = load(comp_name)
+    study_name(study)  # before the study is created in any storage
     if sampler not in SAMPLERS:
         raise PipelineError(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
     recipe_name, base = base_recipe(comp, recipe, device)
@@ -293,13 +307,14 @@ def trial_settings(comp: Competition, spec: str, storage: str | None, workdir: W
 
 def _load(comp: Competition, study: str, storage: str | None, workdir: Workdir):
     optuna = _optuna()
+    study_name(study)
     if storage is None and not journal(workdir, comp, study).exists():
         raise PipelineError(f"no study {study!r} for {comp.name} ({journal(workdir, comp, study)} does not exist); "
                             f"`pipeline tune {comp.name} --study {study}` starts one")
     try:
         return optuna.load_study(study_name=study, storage=storage_for(workdir, comp, study, storage))
     except KeyError:
-        raise PipelineError(f"no study {study!r} in {storage}") from None
+        raise PipelineError(f"no study {study!r} in {masked(storage)}") from None
 
 
 def show(comp_name: str, *, study: str = "study", storage: str | None = None, workdir: Workdir | None = None,

@@ -232,4 +232,4 @@ def test_the_switches_on_the_command_line(workdir, capsys):
     assert parser().parse_args(["run", "x", "--snapshots", "phase4-epoch3,phase5-epoch2"]).snapshots == \
         ("phase4-epoch3", "phase5-epoch2")
     assert main(["snapshots", "plant-seedlings"]) == 2
-    assert "no run None (runs: none); pass --run NAME" in capsys.readouterr().err
+    assert "no runs of plant-seedlings in " in capsys.readouterr().err  # and what to run first

@@ -70,6 +70,19 @@ def test_a_stale_or_changed_submission_is_never_sent(kaggle, workdir, plant_data
     assert kaggle.calls == []
 
 
+@pytest.mark.quick
+def test_submit_with_no_runs_says_what_to_run_first(workdir, plant_data, capsys):
+    assert main(["submit", "plant-seedlings", "-m", "x", "--data", str(plant_data)]) == 2
+    err = capsys.readouterr().err
+    assert "no runs of plant-seedlings in " in err and "run `pipeline run plant-seedlings` first" in err
+    assert main(["submit", "plant-seedlings", "--run", "gpu", "-m", "x"]) == 2
+    assert "run `pipeline run plant-seedlings --run gpu` first" in capsys.readouterr().err
+    a_run(workdir, plant_data, run="cpu")
+    a_run(workdir, plant_data, run="gpu")
+    assert main(["submit", "plant-seedlings", "-m", "x"]) == 2  # which of the two is the user's to say
+    assert "2 runs (cpu, gpu); pass --run NAME" in capsys.readouterr().err
+
+
 def test_registry_merge_keeps_what_a_later_row_leaves_out(workdir):
     record_submissions(Workdir(workdir), [{"competition": "c", "ref": 7, "run": "cpu", "description": "first"}])
     record_submissions(Workdir(workdir), [{"competition": "c", "ref": 7, "run": None, "public_score": "0.9"},

@@ -3,6 +3,7 @@ of any kind is recorded, a failed re-run keeps the finished result, and a stale 
 never sent. Real processes where the point is concurrency or a kill; digits on timm's test model."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,3 +185,34 @@ def test_a_run_name_with_path_parts_is_refused_and_nothing_written(workdir, caps
     assert main([*RUN, "--run", name]) == 2
     assert "use letters, digits and - _ ." in capsys.readouterr().err
     assert not any(workdir.parent.glob("escaped*")) and not (workdir / "data" / "runs").exists()
+
+
+@pytest.fixture
+def digits_outside(tmp_path, monkeypatch) -> Path:
+    """digits' definition outside the work folder, which the loader would find under a name with
+    path parts: ../../outside/digits from the competitions folder $PIPELINE_COMPETITIONS names."""
+    from pipeline.competition import load
+    folder = tmp_path / "outside" / "digits"
+    folder.mkdir(parents=True)
+    shutil.copy(load("digits").folder / "competition.py", folder)
+    (tmp_path / "competitions" / "here").mkdir(parents=True)
+    monkeypatch.setenv("PIPELINE_COMPETITIONS", str(tmp_path / "competitions" / "here"))
+    return folder
+
+
+def everything_outside(workdir: Path) -> set[Path]:
+    return {p for p in workdir.parent.rglob("*") if workdir not in (p, *p.parents)}
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("name", ["../../outside/digits", "OUTSIDE", "a/b", ".hidden", "", "x" * 101])
+def test_a_competition_name_with_path_parts_is_refused_and_nothing_written(workdir, digits_outside, capsys, name):
+    name = str(digits_outside) if name == "OUTSIDE" else name  # an absolute path
+    before = everything_outside(workdir)
+    for command in (["run", name, *RUN[2:], "--run", "a"], ["download", name], ["tune", name],
+                    ["snapshots", name], ["submit", name, "-m", "x"], ["kernel", name]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"pipeline: error: competition name {name!r}: use letters, digits and - _ .")
+        assert err.count("\n") == 1, command
+    assert everything_outside(workdir) == before and not any(workdir.iterdir())

@@ -58,6 +58,8 @@ def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["new", "Bad Name", "--layout", "csv"]) == 2
     assert "lower-case" in capsys.readouterr().err
+    assert main(["new", "x" * 101, "--layout", "csv"]) == 2  # a name every other command would refuse
+    assert "at most 100 characters" in capsys.readouterr().err
     assert main(["new", "fresh", "--layout", "csv"]) == 0
     assert main(["new", "fresh", "--layout", "csv"]) == 2
     assert not (workdir / "competitions" / "plant-seedlings").exists()

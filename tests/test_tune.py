@@ -19,7 +19,7 @@ from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.recipe import Phase, Recipe, swa_round
 from pipeline.search import apply, source
-from pipeline.tune import storage_for, tune
+from pipeline.tune import masked, storage_for, tune
 from pipeline.workdir import Workdir
 
 TINY = '''
@@ -271,6 +271,42 @@ def test_a_trial_that_ends_its_process_each_time_is_queued_again_twice_at_most(t
 
 
 @pytest.mark.quick
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("name", ["../../../../escaped", "a/b", "OUTSIDE", ".hidden", "", "x" * 101])
+def test_a_study_name_with_path_parts_is_refused_and_nothing_written(tiny, workdir, capsys, name):
+    name = str(workdir.parent / "escaped") if name == "OUTSIDE" else name  # an absolute path
+    before = set(workdir.parent.rglob("*"))
+    commands = [["tune", "tiny", "--study", name, "--trials", "1"], ["tune", "tiny", "--study", name, "--show"]]
+    if name:  # (an empty one is no STUDY:NUMBER)
+        commands.append(["run", "tiny", "--trial", f"{name}:0"])
+    for command in commands:
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"pipeline: error: study name {name!r}: use letters, digits and - _ .")
+        assert err.count("\n") == 1, command
+    assert set(workdir.parent.rglob("*")) == before  # no journal, lock or run, in data/tune/ or anywhere
+
+
+@pytest.mark.quick
+def test_a_storage_password_is_never_shown(tiny, workdir, capsys):
+    url = "postgresql://user:secret@127.0.0.1:1/db"  # (no driver installed: it cannot be opened)
+    for command in (["tune", "tiny", "--storage", url], ["tune", "tiny", "--show", "--storage", url],
+                    ["run", "tiny", "--trial", "study:0", "--storage", url]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "--storage postgresql://user:***@127.0.0.1:1/db: cannot open it" in err and "secret" not in err
+
+
+@pytest.mark.quick
+def test_masked_hides_only_passwords():
+    assert masked("in postgresql://user:p@ss@host:5432/db?x=1 (down)") == "in postgresql://user:***@host:5432/db?x=1 (down)"
+    assert masked("mysql+pymysql://:secret@host/db") == "mysql+pymysql://:***@host/db"
+    for text in ("sqlite:////tmp/a@b.db", "mysql://host:3306/db", "postgresql://user@host/db", "no url: a@b"):
+        assert masked(text) == text
+
+
 def test_the_recipe_source_round_trips():
     recipe = load("plant-seedlings").recipes["cpu"]
     assert eval(source(recipe), {"Recipe": Recipe, "Phase": Phase}) == recipe
