@@ -17,7 +17,8 @@ from torch import nn
 from .diagnostics import pyplot, save_png
 from .models import freeze, layer_groups, normalization
 from .device import Device
-from .run import Run, fresh_model
+from .context import Run
+from .training_stages import fresh_model
 from .epochs import epoch_loader
 from .step import scaler_for, train_step
 from .recipe import Phase

@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             comp = load(args.competition)
             download(comp, Workdir.default().data(comp.name), force=args.force)
         elif args.command in ("run", "lr-find", "check"):
-            from .run import format_scores, lr_find, run_all, start
+            from .context import start
+            from .run import format_scores, run_all
+            from .training_stages import lr_find
             if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise PipelineError(f"`pipeline {args.command}` runs as one process; start it without torchrun")
             parallel = dict(parallel=args.parallel, sync_bn=args.sync_bn) if args.command == "run" else {}
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "kernel":
             print(kernel(args))
         elif args.command == "snapshots":
-            from .run import list_snapshots
+            from .prediction_stages import list_snapshots
             print(list_snapshots(args.competition, args.run))
     except BaseException as e:
         # The run is ending. torchrun sends every rank SIGTERM once one fails, and a SIGTERM now

@@ -1,5 +1,5 @@
 """Find a competition's data, without fetching it: --data, $PIPELINE_DATA/<name>, data/<name>,
-then a Kaggle kernel's input. Fetching what is found nowhere is the data stage's job (run.py)."""
+then a Kaggle kernel's input. Fetching what is found nowhere is the data stage's job (context.py)."""
 from __future__ import annotations
 
 import os

@@ -183,7 +183,7 @@ def _shared(comp: Competition, base: Recipe, study: str, *, workdir: Workdir, da
     checks it: the run names, the device, the data (found or fetched), its layout and sample
     file, the recipe's model. An error here would fail every trial the same way: it is one line
     now, not a study of failed trials. Returns the data folder the trials read."""
-    from .run import find_or_fetch, start
+    from .context import find_or_fetch, start
     found = find_or_fetch(comp, data, workdir, log)  # (its download said once, not a trial's)
     start(comp.name, workdir=workdir, data=str(found), run=f"{study}-0", recipe=base, device=device,
           log=lambda *parts: None, train_folds=train_folds)  # (each trial says the data's notices)
@@ -193,7 +193,8 @@ def _shared(comp: Competition, base: Recipe, study: str, *, workdir: Workdir, da
 def run_trial(comp_name: str, recipe: Recipe, trial, run: str, *, workdir: Workdir, data: str, device: str,
               train_folds, log: Callable) -> float:
     """One trial: an ordinary run of `recipe`, its score after each epoch told to the pruner."""
-    from .run import run_all, start
+    from .context import start
+    from .run import run_all
     r = start(comp_name, workdir=workdir, data=data, run=run, recipe=recipe, device=device, log=log,
               train_folds=train_folds)
     r.on_epoch = _reporter(trial)

@@ -1,7 +1,7 @@
 """The work folder's layout, in one place; every module asks a `Workdir` where things live.
 
     data/<competition>/                  the competition's data, downloaded or built
-    data/runs/<competition>/<run>/       a run's files (run.py lists them)
+    data/runs/<competition>/<run>/       a run's files (README: What a run leaves behind)
     data/cache/<competition>/            decoded images (a Kaggle kernel: scratch space instead)
     data/registry/runs.parquet           every run, one row per fold (registry.py)
     data/registry/submissions.parquet    Kaggle submissions and their scores

@@ -12,12 +12,13 @@ from torch.utils.data import TensorDataset
 
 from pipeline import PipelineError
 from pipeline.cli import main
-from pipeline import run
+from pipeline import training_stages
 from pipeline.competition import load
 from pipeline.device import Device
 from pipeline.epochs import epoch_loader
 from pipeline.recipe import Phase
-from pipeline.run import run_all, start
+from pipeline.context import start
+from pipeline.run import run_all
 
 from conftest import PLANT_CLASSES, shrink
 
@@ -63,11 +64,11 @@ def test_training_data_of_one_class_is_refused_before_anything_trains(workdir, p
 @pytest.mark.quick
 def test_a_batch_as_large_as_the_fold_is_said_at_the_folds_start(workdir, plant_data, monkeypatch):
     said, trained = [], []
-    monkeypatch.setattr(run, "fit", lambda *a, **kw: trained.append(said[-1]))  # the line comes before training
+    monkeypatch.setattr(training_stages, "fit", lambda *a, **kw: trained.append(said[-1]))  # the line comes before training
     recipe = replace(shrink(load("plant-seedlings").recipes["cpu"]), batch_size=64, folds=5)
     r = start("plant-seedlings", data=str(plant_data), recipe=recipe, log=lambda *a: said.append(" ".join(a)))
     r.run_dir.mkdir(parents=True)
-    run.train_stage(r, run.folds_stage(r))
+    training_stages.train_stage(r, training_stages.folds_stage(r))
     warning = "  batch size 64 for fold 0's 48 training images trains one step an epoch; --batch-size 8 gives 6"
     assert trained == [warning] and said.count(warning) == 1
 
@@ -78,7 +79,7 @@ def test_the_one_step_warning_agrees_with_the_loader():
     for images in (1, 5, 31, 32, 33, 63, 64, 65, 200):
         order = np.arange(images)
         steps = len(epoch_loader(TensorDataset(torch.zeros(images)), order, min(32, images), 0, dev))
-        assert bool(run.one_step_epochs(32, images, 0)) == (steps == 1), images
+        assert bool(training_stages.one_step_epochs(32, images, 0)) == (steps == 1), images
 
 
 @pytest.mark.quick

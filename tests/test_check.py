@@ -8,7 +8,7 @@ import torch
 from pipeline.check import check, overfit
 from pipeline.cli import main
 from pipeline.competition import load
-from pipeline.run import start
+from pipeline.context import start
 from pipeline.device import Device
 from pipeline.tasks import CLASSIFICATION
 

@@ -9,7 +9,8 @@ import kaggle_layouts
 from pipeline.competition import load
 from pipeline.files import read_json
 from pipeline.registry import read_runs
-from pipeline.run import format_scores, run_all, start
+from pipeline.context import start
+from pipeline.run import format_scores, run_all
 from pipeline.workdir import Workdir
 
 from conftest import shrink

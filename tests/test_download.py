@@ -15,7 +15,7 @@ from pipeline import PipelineError, kaggle_api
 from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.locate import find_data
-from pipeline.run import find_or_fetch
+from pipeline.context import find_or_fetch
 from pipeline.workdir import Workdir
 
 from conftest import make_plant_data

@@ -16,7 +16,9 @@ from pipeline.metrics import accuracy
 from pipeline.averages import MovingAverage
 from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe, mining_round, swa_round, validate
-from pipeline.run import list_snapshots, run_all, start
+from pipeline.context import start
+from pipeline.prediction_stages import list_snapshots
+from pipeline.run import run_all
 from pipeline.device import Device
 from pipeline.folds import FoldData
 from pipeline.mining import hardest, mine_hard_examples

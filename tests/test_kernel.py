@@ -17,7 +17,8 @@ from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.competition import load
 from pipeline.kernel import build_dataset, build_kernel, owner
-from pipeline.run import run_all, start
+from pipeline.context import start
+from pipeline.run import run_all
 
 from conftest import make_plant_data, shrink
 

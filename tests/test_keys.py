@@ -7,7 +7,7 @@ import pytest
 from pipeline.competition import Competition, load
 from pipeline.keys import affects, settings_for, unsaid
 from pipeline.recipe import Phase, Recipe
-from pipeline.run import train_key
+from pipeline.training_stages import train_key
 
 pytestmark = pytest.mark.quick
 

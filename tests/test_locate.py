@@ -3,7 +3,7 @@ import pytest
 from pipeline import PipelineError
 from pipeline.competition import load
 from pipeline.locate import find_data
-from pipeline.run import find_or_fetch
+from pipeline.context import find_or_fetch
 from pipeline.workdir import Workdir
 
 from conftest import make_plant_data

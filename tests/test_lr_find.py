@@ -14,7 +14,8 @@ from pipeline.lr_find import RangeTest, plot, range_test
 from pipeline.metrics import accuracy
 from pipeline.models import create_model, layer_groups
 from pipeline.recipe import Phase, Recipe, differential
-from pipeline.run import lr_find, start
+from pipeline.context import start
+from pipeline.training_stages import lr_find
 from pipeline.epochs import make_optimizer
 from pipeline.tasks import CLASSIFICATION
 from pipeline.trainer import fit, phase_range_test

@@ -10,7 +10,8 @@ import torch
 from pipeline.competition import load
 from pipeline.files import read_json
 from pipeline.registry import read_runs
-from pipeline.run import run_all, start
+from pipeline.context import start
+from pipeline.run import run_all
 from pipeline.workdir import Workdir
 
 from conftest import shrink

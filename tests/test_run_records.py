@@ -147,7 +147,8 @@ def test_a_failed_rerun_keeps_the_finished_result_beside_it(workdir, capsys):
     def broken_pipe(*parts):  # `pipeline run ... | head`, the reader gone
         if str(parts[0]).startswith("["):  # (the first stage line)
             raise BrokenPipeError(32, "Broken pipe")
-    from pipeline.run import run_all, start
+    from pipeline.context import start
+    from pipeline.run import run_all
     with pytest.raises(BrokenPipeError):
         run_all(start("digits", arch="test_efficientnet", weights="none", batch_size=32, train_folds=(0,), log=broken_pipe))
     after = read_runs(Workdir(workdir), "digits")
@@ -164,7 +165,8 @@ def test_a_failed_rerun_keeps_the_finished_result_beside_it(workdir, capsys):
 
 def test_a_rerun_stopped_before_its_submission_leaves_nothing_that_can_be_sent(workdir, capsys):
     assert main(RUN) == 0
-    from pipeline.run import run_all, start
+    from pipeline.context import start
+    from pipeline.run import run_all
 
     def stop_in_predict(*parts):
         if "[predict]" in " ".join(map(str, parts)):

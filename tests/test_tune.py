@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+import pipeline.context
 import pipeline.run
 from pipeline import PipelineError
 from pipeline.cli import main
@@ -62,7 +63,8 @@ def trials_of(workdir, study):
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_a_search_finds_a_rate_that_a_fixed_bad_one_misses(tiny, workdir, sampler):
-    from pipeline.run import run_all, start
+    from pipeline.context import start
+    from pipeline.run import run_all
     bad = run_all(start("tiny", recipe=apply(load("tiny").recipes["cpu"], {"phase1.lr": 1e-5}), run="bad-rate",
                         log=lambda *a: None))["oof"]
     tune("tiny", study=sampler, trials=6, sampler=sampler, seed=0, pruner="none", log=lambda *a: None)
@@ -211,14 +213,14 @@ def fail(message):
 
 @pytest.mark.quick
 def test_a_missing_data_folder_is_one_line_before_any_trial(tiny, workdir, monkeypatch, capsys):
-    start, starts = pipeline.run.start, []
+    start, starts = pipeline.context.start, []
 
     def guarded(*args, **kwargs):
         starts.append(kwargs.get("run"))
         if len(starts) > 5:
             raise Looping(f"trials {starts} run on without data")
         return start(*args, **kwargs)
-    monkeypatch.setattr("pipeline.run.start", guarded)
+    monkeypatch.setattr("pipeline.context.start", guarded)
     with pytest.raises(PipelineError) as e:
         tune("tiny", study="nodata", trials=1, data=str(workdir / "nonexistent"), log=lambda *a: None)
     assert str(e.value).startswith(f"--data {workdir / 'nonexistent'}: not tiny's data") and "\n" not in str(e.value)
