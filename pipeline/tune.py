@@ -75,8 +75,9 @@ def masked(text: str) -> str:
 
 
 def study_name(name: str) -> str:
-    """--study: it names the study's journal file and its trials' runs."""
-    return checked_name(name, "study name", "--study lr-search")
+    """--study: it names the study's journal file and its trials' runs, <study>-<number>, which
+    must fit a run name's 100 characters: a trial whose run name is refused fails, and the next too."""
+    return checked_name(name, "study name", "--study lr-search", longest=90)
 
 
 def journal(workdir: Workdir, comp: Competition, study: str) -> Path:

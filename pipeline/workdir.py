@@ -29,12 +29,12 @@ from . import PipelineError
 RUN_LOCK = "run.lock"  # in a run's folder: held by the process running it (files.held)
 
 
-def checked_name(name: str, what: str, example: str) -> str:
+def checked_name(name: str, what: str, example: str, longest: int = 100) -> str:
     """A name that becomes a folder or file name in the work folder (a competition's, a run's, a
     study's): no path parts, so nothing it names can land outside the work folder."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or "") or len(name) > 100:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or "") or len(name) > longest:
         raise PipelineError(f"{what} {name!r}: use letters, digits and - _ . (no / or leading dot), "
-                            f"at most 100 characters, e.g. {example}")
+                            f"at most {longest} characters, e.g. {example}")
     return name
 
 
