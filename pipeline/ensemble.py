@@ -20,7 +20,7 @@ from .averages import MovingAverage, WeightAverage
 from .device import Device
 from .images import ImageCache
 from .predict import load_checkpoint, predict_views
-from .tasks import CLASSIFICATION, MULTILABEL
+from .tasks import Task
 from .recipe import Recipe
 
 
@@ -54,7 +54,7 @@ def members(fold_dir: Path, recipe: Recipe) -> tuple[Path, list[Path]]:
 
 
 def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, valid: np.ndarray,
-                 test_images: ImageCache, recipe: Recipe, dev: Device, desc: str):
+                 test_images: ImageCache, recipe: Recipe, task: Task, dev: Device, desc: str):
     """(OOF probabilities per ingredient, the last being what the fold predicts; the ensemble's test
     probabilities; predict seconds per member). Each set of weights predicts once, however many
     names it has (last.pt is also the last snapshot), and only ensemble members predict the test set."""
@@ -62,7 +62,6 @@ def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, v
     for path in [base] + members:
         t0 = time.time()
         model, ckpt = load_checkpoint(path, dev)
-        task = MULTILABEL if ckpt.get("multilabel", False) else CLASSIFICATION  # (what the weights learnt)
         same = path.name if path.name in AVERAGED else (ckpt["phase"], ckpt["epoch"])
         if same not in preds:
             preds[same] = {"oof": predict_views(model, train_images[ckpt["size"]], recipe.tta, dev,

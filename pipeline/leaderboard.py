@@ -33,7 +33,7 @@ def submit(comp_name: str, run: str | None, message: str, data: str | None, work
                              list(comp.layout.test(data_dir)["id"]), comp.classes)
     try:
         sub.validate(pd.read_csv(path, dtype=str, keep_default_na=False), sample, comp.classes, comp.submission,
-                     comp.multilabel)
+                     comp.task)
     except PipelineError as e:
         raise PipelineError(f"{path}: not a valid submission, not sent: {e}") from None
     doing = f"submitting {path.name} to {comp.slug}"

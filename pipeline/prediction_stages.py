@@ -16,12 +16,13 @@ from .workdir import Workdir
 def predict_stage(r: Run, folds: np.ndarray) -> None:
     """Each fold predicts with its ensemble (ensemble.py); the OOF score of every ingredient alone
     goes to ensemble.json so a user sees what each one bought."""
-    classes = r.comp.classes
+    cols = columns(r)
     mine = {}
     for k in own_folds(r):  # (with several ranks: each its own folds, or every fold split by image)
         base, members = ensemble.members(r.fold_dir(k), r.recipe)
         mine[k] = ensemble.predict_fold(base, members, train_images=r.train_images, valid=np.flatnonzero(folds == k),
-                                        test_images=r.test_images, recipe=r.recipe, dev=r.dev, desc=f"fold {k}")
+                                        test_images=r.test_images, recipe=r.recipe, task=r.comp.task, dev=r.dev,
+                                        desc=f"fold {k}")
     if r.parallel == "folds":
         mine = {k: v for part in r.ranks.gather(mine) for k, v in part.items()}
     if not r.ranks.main:
@@ -34,17 +35,27 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
             parts.setdefault(name, []).append(q)
         for name, t in secs.items():
             seconds[name] = seconds.get(name, 0.0) + t
-        oof.append(pd.DataFrame(list(ingredients.values())[-1], columns=classes).assign(
+        oof.append(frame(list(ingredients.values())[-1], cols).assign(
             id=r.train["id"].to_numpy()[valid], label=r.train["label"].to_numpy()[valid], fold=k))
-        test.append(pd.DataFrame(p, columns=classes).assign(id=r.test["id"].to_numpy(), fold=k))
+        test.append(frame(p, cols).assign(id=r.test["id"].to_numpy(), fold=k))
     oof_df = pd.concat(oof, ignore_index=True)
     y = r.comp.targets(oof_df["label"])
     table = [{"ingredient": name, r.comp.metric.name: score(r, y, np.concatenate(ps))}
              for name, ps in parts.items()]
     write_json(r.run_dir / "ensemble.json", {"ingredients": table, "seconds": {k: round(v, 1) for k, v in seconds.items()}})
-    write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[["id", "label", "fold"] + classes])
+    write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[["id", "label", "fold"] + cols])
     test_df = pd.concat(test, ignore_index=True)
-    write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + classes])
+    write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + cols])
+
+
+def columns(r: Run) -> list[str]:
+    """The prediction columns of oof_ and test_predictions.parquet: the task's (a class's or tag's
+    probability each, or a regression's one prediction)."""
+    return r.comp.task.columns(r.comp.classes)
+
+
+def frame(p: np.ndarray, cols: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(np.asarray(p).reshape(len(p), len(cols)), columns=cols)
 
 
 def list_snapshots(comp_name: str, run: str | None = None, workdir: Workdir | None = None) -> str:
@@ -91,10 +102,10 @@ def submit_stage(r: Run) -> None:
     spec, classes = r.comp.submission, r.comp.classes
     sample = sub.read_sample(sub.sample_file(r.data_dir, spec), spec, list(r.test["id"]), classes)
     preds = pd.read_parquet(r.run_dir / "test_predictions.parquet")
-    mean = preds.groupby("id", sort=False)[classes].mean()  # fold ensemble: average probabilities
-    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, multilabel=r.comp.multilabel,
+    mean = preds.groupby("id", sort=False)[columns(r)].mean()  # fold ensemble: average probabilities
+    out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, task=r.comp.task,
                     thresholds=read_thresholds(r))
-    sub.validate(out, sample, classes, spec, r.comp.multilabel)
+    sub.validate(out, sample, classes, spec, r.comp.task)
     sub.write(out, r.submission_path)
 
 
@@ -104,7 +115,7 @@ def diagnostics_stage(r: Run) -> None:
     for k in r.recipe.fold_list():
         diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
-    y, probs, tuned = r.comp.targets(oof["label"]), oof[classes].to_numpy(), read_thresholds(r)
+    y, probs, tuned = r.comp.targets(oof["label"]), oof[columns(r)].to_numpy(), read_thresholds(r)
     size = r.recipe.phases[-1].size
     positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
     diagnostics.top_losses(r.train_images[size], positions, y, probs, oof["id"].to_numpy(), classes,
@@ -121,9 +132,9 @@ def diagnostics_stage(r: Run) -> None:
 
 def scores_stage(r: Run) -> dict:
     """Per-fold and OOF scores and stage times (the resolved settings are in settings.json)."""
-    classes, metric, tuned = r.comp.classes, r.comp.metric, read_thresholds(r)
+    metric, tuned = r.comp.metric, read_thresholds(r)
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
-    def scored(df): return score(r, r.comp.targets(df["label"]), df[classes].to_numpy(), tuned)
+    def scored(df): return score(r, r.comp.targets(df["label"]), df[columns(r)].to_numpy(), tuned)
     folds = [{"fold": int(k), "images": len(df), metric.name: scored(df)} for k, df in oof.groupby("fold")]
     result = {
         "competition": r.comp.name, "run": r.name, "metric": metric.name,

@@ -12,7 +12,7 @@ import pandas as pd
 from . import PipelineError
 from .competition import SAMPLE, Submission
 from .files import write_csv
-from .tasks import decide, tags
+from .tasks import CLASSIFICATION, Task
 
 
 # Kaggle's spellings of the sample submission over the years, matched in any case; looked for when
@@ -91,9 +91,12 @@ def submitted_probabilities(probs: np.ndarray, spec: Submission) -> np.ndarray:
 
 
 def build(test_ids: list[str], probs: np.ndarray, classes: list[str], sample: pd.DataFrame,
-          spec: Submission, *, multilabel: bool = False, thresholds=None) -> pd.DataFrame:
-    """One row per sample id, in the sample's order, with what `spec` says the rows hold."""
-    probs = pd.DataFrame(submitted_probabilities(probs, spec), index=test_ids, columns=classes)
+          spec: Submission, *, task: Task = CLASSIFICATION, thresholds=None) -> pd.DataFrame:
+    """One row per sample id, in the sample's order, with what `spec` says the rows hold: the
+    probabilities themselves, or the labels the task makes of them (tasks.py)."""
+    columns = task.columns(classes)
+    probs = pd.DataFrame(submitted_probabilities(np.asarray(probs).reshape(len(test_ids), len(columns)), spec),
+                         index=test_ids, columns=columns)
     probs = probs.loc[sample[spec.id_column]]
     out = pd.DataFrame({spec.id_column: sample[spec.id_column].to_numpy()})
     if spec.per_class:
@@ -101,16 +104,13 @@ def build(test_ids: list[str], probs: np.ndarray, classes: list[str], sample: pd
             out[c] = probs[c].to_numpy()
     elif spec.probability_of is not None:
         out[spec.label_column] = probs[spec.probability_of].to_numpy()
-    elif multilabel:
-        chosen = decide(probs.to_numpy(), thresholds)
-        out[spec.label_column] = [" ".join(np.asarray(classes)[row]) for row in chosen]
     else:
-        out[spec.label_column] = np.asarray(classes)[probs.to_numpy().argmax(1)]
+        out[spec.label_column] = task.labels(probs.to_numpy(), classes, thresholds)
     return out
 
 
 def validate(sub: pd.DataFrame, sample: pd.DataFrame, classes: list[str], spec: Submission,
-             multilabel: bool = False) -> None:
+             task: Task = CLASSIFICATION) -> None:
     """What Kaggle would reject, or score as garbage, caught before it costs a submission."""
     if list(sub.columns) != list(sample.columns):
         raise PipelineError(f"submission header {list(sub.columns)} != sample's {list(sample.columns)}")
@@ -125,11 +125,9 @@ def validate(sub: pd.DataFrame, sample: pd.DataFrame, classes: list[str], spec: 
             raise PipelineError(f"submission row {int(np.abs(p.sum(1) - 1).argmax()) + 2}: "
                                 f"probabilities sum to {p.sum(1)[np.abs(p.sum(1) - 1).argmax()]:.4f}, not 1")
         return
-    labels = values[spec.label_column]
-    bad = [v for v in labels if any(t not in classes for t in tags(v))] if multilabel else \
-        list(labels[~labels.isin(classes)])
-    if bad:
-        raise PipelineError(f"submission has label {bad[0]!r}, not {'made of tags' if multilabel else 'a class'}")
+    wrong = task.wrong_label(values[spec.label_column], classes)
+    if wrong:
+        raise PipelineError(f"submission has label {wrong}")
 
 
 def write(sub: pd.DataFrame, path: Path) -> None:

@@ -55,7 +55,17 @@ class Classification:
         return classes[int(y_row)]
 
     def columns(self, classes: list[str]) -> list[str]:
+        """The columns its predictions take in oof_ and test_predictions.parquet."""
         return list(classes)
+
+    def labels(self, p: np.ndarray, classes: list[str], thresholds=None) -> list[str]:
+        """What a submission's label column holds for predictions `p`: the likeliest class."""
+        return list(np.asarray(classes)[p.argmax(1)])
+
+    def wrong_label(self, values: pd.Series, classes: list[str]) -> str | None:
+        """The first submitted label that is not one this task writes, or None."""
+        bad = values[~values.isin(classes)]
+        return None if bad.empty else f"{bad.iloc[0]!r}, not a class"
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,15 @@ class MultiLabel(Classification):
 
     def describe(self, y_row, classes: list[str]) -> str:
         return " ".join(c for c, v in zip(classes, y_row) if v)
+
+    def labels(self, p: np.ndarray, classes: list[str], thresholds=None) -> list[str]:
+        """The tags at or above their thresholds (0.5 when none are tuned), space-separated."""
+        chosen = decide(p, 0.5 if thresholds is None else thresholds)
+        return [" ".join(np.asarray(classes)[row]) for row in chosen]
+
+    def wrong_label(self, values: pd.Series, classes: list[str]) -> str | None:
+        bad = [v for v in values if any(t not in classes for t in tags(v))]
+        return f"{bad[0]!r}, not made of tags" if bad else None
 
 
 TRANSFORMS = {None: (lambda y: y, lambda y: y), "log1p": (np.log1p, np.expm1)}
@@ -161,6 +180,15 @@ class Regression:
 
     def columns(self, classes=None) -> list[str]:
         return ["prediction"]
+
+    def labels(self, p: np.ndarray, classes=None, thresholds=None) -> list[float]:
+        """The predictions in the target's own units (transformed back, clipped to the range)."""
+        return self.decode(np.asarray(p).reshape(-1)).tolist()
+
+    def wrong_label(self, values: pd.Series, classes=None) -> str | None:
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values[~np.isfinite(numbers.to_numpy(float))]
+        return None if bad.empty else f"{bad.iloc[0]!r}, not a number"
 
 
 def decide(probs: np.ndarray, thresholds) -> np.ndarray:

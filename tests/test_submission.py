@@ -6,6 +6,7 @@ from pipeline import PipelineError
 from pipeline import submission as sub
 from pipeline.competition import Submission
 from pipeline.files import atomic_path
+from pipeline.tasks import MULTILABEL, Regression
 
 pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
 
@@ -107,8 +108,19 @@ def test_tags_are_those_above_their_class_thresholds_and_never_none(tmp_path):
     pd.DataFrame({"image_name": ["t0", "t1"], "tags": "a"}).to_csv(f, index=False)
     sample = sub.read_sample(f, spec, ["t0", "t1"], CLASSES)
     probs = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.05]])
-    out = sub.build(["t0", "t1"], probs, CLASSES, sample, spec, multilabel=True, thresholds=[0.5, 0.25, 0.5])
+    out = sub.build(["t0", "t1"], probs, CLASSES, sample, spec, task=MULTILABEL, thresholds=[0.5, 0.25, 0.5])
     assert list(out["tags"]) == ["a b", "b"]  # t1: nothing above its threshold, so the likeliest tag
-    sub.validate(out, sample, CLASSES, spec, multilabel=True)
+    sub.validate(out, sample, CLASSES, spec, MULTILABEL)
     with pytest.raises(PipelineError, match="not made of tags"):
-        sub.validate(out.assign(tags=["a zebra", "b"]), sample, CLASSES, spec, multilabel=True)
+        sub.validate(out.assign(tags=["a zebra", "b"]), sample, CLASSES, spec, MULTILABEL)
+
+
+def test_a_regression_submission_holds_its_predictions_back_in_the_targets_units(tmp_path):
+    sample = pd.DataFrame({"Id": ["1", "2", "3"], "Sales": [0, 0, 0]})
+    spec, task = Submission(id_column="Id", label_column="Sales"), Regression(transform="log1p", low=0.0, high=1e4)
+    logs = np.log1p([[100.0], [0.0], [5e4]])  # as the model predicts them: log1p of sales
+    out = sub.build(["3", "2", "1"], logs, None, sample, spec, task=task)  # in the sample's order
+    assert list(out["Id"]) == ["1", "2", "3"] and np.allclose(out["Sales"], [1e4, 0.0, 100.0])  # clipped, back
+    sub.validate(out, sample, None, spec, task)
+    with pytest.raises(PipelineError, match="'lots', not a number"):
+        sub.validate(out.assign(Sales=["1", "lots", "2"]), sample, None, spec, task)
