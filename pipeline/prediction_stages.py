@@ -67,7 +67,7 @@ def list_snapshots(comp_name: str, run: str | None = None, workdir: Workdir | No
 def score(r: Run, y: np.ndarray, probs: np.ndarray, thresholds=None) -> float:
     """The competition's metric on predictions as they would be submitted (clipped; tags above
     the thresholds, the metric's default ones when none are given)."""
-    return r.comp.metric(y, sub.submitted_probabilities(probs, r.comp.submission), thresholds)
+    return r.comp.metric(*r.comp.task.in_units(y, sub.submitted_probabilities(probs, r.comp.submission)), thresholds)
 
 
 def read_thresholds(r: Run) -> np.ndarray | None:

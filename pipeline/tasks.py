@@ -58,6 +58,10 @@ class Classification:
         """The columns its predictions take in oof_ and test_predictions.parquet."""
         return list(classes)
 
+    def in_units(self, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Targets and predictions as the competition's metric reads them: as they are here."""
+        return y, p
+
     def labels(self, p: np.ndarray, classes: list[str], thresholds=None) -> list[str]:
         """What a submission's label column holds for predictions `p`: the likeliest class."""
         return list(np.asarray(classes)[p.argmax(1)])
@@ -180,6 +184,11 @@ class Regression:
 
     def columns(self, classes=None) -> list[str]:
         return ["prediction"]
+
+    def in_units(self, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Targets and predictions back in the target's units (sales, not log1p of sales): the
+        competition's metric (RMSPE, RMSE) is defined on those."""
+        return self.decode(y), self.decode(np.asarray(p).reshape(-1))
 
     def labels(self, p: np.ndarray, classes=None, thresholds=None) -> list[float]:
         """The predictions in the target's own units (transformed back, clipped to the range)."""

@@ -237,7 +237,7 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
                            after_step=after_step, mix=setup.mixer(epoch))
     valid_loss, probs = validate(setup.net, setup.valid_ds, setup.recipe.batch_size * 2, setup.prepare, dev,
                                  setup.data.task)
-    score = metric(setup.data.labels[setup.data.valid_idx], probs)
+    score = metric(*setup.data.task.in_units(setup.data.labels[setup.data.valid_idx], probs))
     train_loss = float(np.mean([r["loss"] for r in rows]))
     progress.steps += [{"phase": pi, "epoch": epoch, **r} for r in rows]
     progress.history.append({"phase": pi, "epoch": epoch, "size": phase.size, "train_loss": train_loss,
