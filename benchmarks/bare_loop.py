@@ -25,16 +25,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from pipeline.device import Device  # noqa: E402
-from pipeline.epochs import train_one_epoch  # noqa: E402
-from pipeline.folds import FoldData  # noqa: E402
-from pipeline.models import create_model, normalization  # noqa: E402
-from pipeline.predict import predict_views  # noqa: E402
+from pipeline.core.device import Device  # noqa: E402
 from pipeline.recipe import Phase, Recipe  # noqa: E402
-from pipeline.trainer import setup_phase  # noqa: E402
-from pipeline.transforms import ImageDataset, to_input, train_augment, tta_views  # noqa: E402
-from pipeline.vision import Images
-from pipeline.tasks import CLASSIFICATION
+from pipeline.training.epochs import train_one_epoch  # noqa: E402
+from pipeline.training.folds import FoldData  # noqa: E402
+from pipeline.training.models import create_model, normalization  # noqa: E402
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.training.trainer import setup_phase  # noqa: E402
+from pipeline.vision.inputs import Images
+from pipeline.vision.predict import predict_views  # noqa: E402
+from pipeline.vision.transforms import ImageDataset, to_input, train_augment, tta_views  # noqa: E402
 
 
 def bare_train(model, loader, dev, mean, std):

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.images import ImageCache
+from pipeline.vision.images import ImageCache
 
 SHAPES = [(256, 256), (256, 384), (384, 256), (256, 192), (300, 400)]  # (height, width)
 
@@ -112,7 +112,7 @@ def main() -> None:
 
     # imported only now: the decoding workers re-import this script, and need no torch
     import torch
-    from pipeline.transforms import ImageDataset, train_augment
+    from pipeline.vision.transforms import ImageDataset, train_augment
     size = max(sizes)
     rows = np.flatnonzero(np.arange(len(paths)) % 5 != 0)  # a fold's training images: 80%
     ds = ImageDataset(cache[size], np.zeros(len(paths), np.int64), train_augment(0, "dihedral"), rows=rows)

@@ -22,8 +22,8 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from pipeline.device import Device, keep_freed_memory  # noqa: E402
-from pipeline.predict import predict_views  # noqa: E402
+from pipeline.core.device import Device, keep_freed_memory  # noqa: E402
+from pipeline.vision.predict import predict_views  # noqa: E402
 
 
 def timed(what: str, work) -> None:

@@ -18,7 +18,7 @@ import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.transforms import ImageDataset, train_augment  # noqa: E402
+from pipeline.vision.transforms import ImageDataset, train_augment  # noqa: E402
 
 
 def images_per_second(ds, batch: int, batches: int) -> float:

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
-from pipeline.folds import iterative_folds
 from pipeline.metrics import f2
-from pipeline.thresholds import tune
+from pipeline.stages.thresholds import tune
+from pipeline.training.folds import iterative_folds
 
 # planet's train_v2.csv tag counts (17 tags, 40,479 images)
 COUNTS = {"primary": 37513, "clear": 28431, "agriculture": 12315, "road": 8071, "water": 7411,

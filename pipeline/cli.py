@@ -10,9 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
-from . import PipelineError, stop_on_sigterm
-from .recipe import SETTINGS
-from .workdir import Workdir
+from pipeline import PipelineError, stop_on_sigterm
+from pipeline.core.workdir import Workdir
+from pipeline.recipe import SETTINGS
 
 
 def _settings(p: argparse.ArgumentParser) -> None:
@@ -127,8 +127,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def kernel(args: argparse.Namespace) -> str:
-    from .competition import load
-    from .kernel import build_dataset, build_kernel, owner, push
+    from pipeline.competition import load
+    from pipeline.kaggle.kernel import build_dataset, build_kernel, owner, push
     comp, user = load(args.competition), owner(args.owner)
     run_args = shlex.split(args.run_args)
     parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
@@ -168,29 +168,29 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     try:
         if args.command == "list":
-            from .competition import available
+            from pipeline.competition import available
             print("\n".join(available()))
         elif args.command == "new":
-            from .scaffold import new
+            from pipeline.scaffold import new
             folder = new(args.competition, args.layout, Path(args.dir), args.slug)
             print(f"created {folder}/competition.py and README.md; with its data in "
                   f"data/{args.competition}/: pipeline run {args.competition}")
         elif args.command == "download":
-            from .competition import load
-            from .download import download
+            from pipeline.competition import load
+            from pipeline.kaggle.download import download
             comp = load(args.competition)
             download(comp, Workdir.default().data(comp.name), force=args.force)
         elif args.command in ("run", "lr-find", "check"):
-            from .context import start
-            from .run import format_scores, run_all
-            from .training_stages import lr_find
+            from pipeline.stages.context import start
+            from pipeline.stages.run import format_scores, run_all
+            from pipeline.stages.train import lr_find
             if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise PipelineError(f"`pipeline {args.command}` runs as one process; start it without torchrun")
             parallel = dict(parallel=args.parallel, sync_bn=args.sync_bn) if args.command == "run" else {}
             recipe, name = args.recipe, args.run
             if getattr(args, "trial", None):
-                from .competition import load
-                from .tune import trial_settings
+                from pipeline.competition import load
+                from pipeline.tuning.tune import trial_settings
                 recipe, trial_run = trial_settings(load(args.competition), args.trial, args.storage, Workdir.default())
                 name = name or trial_run
             r = start(args.competition, data=args.data, run=name, recipe=recipe, device=args.device,
@@ -202,25 +202,25 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "lr-find":
                 print(lr_find(r, args.phase, args.fold, args.steps))
             else:
-                from .check import check
+                from pipeline.vision.check import check
                 passed, report = check(r, args.images, args.steps, args.size, args.lr, args.frozen)
                 print(report)
                 return 0 if passed else 1
         elif args.command == "submit":
-            from .leaderboard import submit
+            from pipeline.kaggle.leaderboard import submit
             print(submit(args.competition, args.run, args.message, args.data, Workdir.default()))
         elif args.command == "submissions":
-            from .leaderboard import submissions
+            from pipeline.kaggle.leaderboard import submissions
             print(submissions(args.competition, Workdir.default()))
         elif args.command == "report":
-            from .report import report, write_html
+            from pipeline.tracking.report import report, write_html
             if args.compare and not args.competition:
                 raise PipelineError("--compare needs the competition: pipeline report COMPETITION --compare A B")
             print(report(Workdir.default(), args.competition, tuple(args.compare) if args.compare else None))
             if args.html:
                 print(f"html: {write_html(Path(args.html), Workdir.default(), args.competition)}")
         elif args.command == "tune":
-            from .tune import show, tune
+            from pipeline.tuning.tune import show, tune
             if args.show:
                 print(show(args.competition, study=args.study, storage=args.storage))
             else:
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "kernel":
             print(kernel(args))
         elif args.command == "snapshots":
-            from .prediction_stages import list_snapshots
+            from pipeline.stages.predict import list_snapshots
             print(list_snapshots(args.competition, args.run))
     except BaseException as e:
         # The run is ending. torchrun sends every rank SIGTERM once one fails, and a SIGTERM now
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if "torch.distributed" in sys.modules:
-            from .distributed import finish
+            from pipeline.core.distributed import finish
             finish()
         signal.signal(signal.SIGTERM, before)
     return 0
@@ -258,7 +258,7 @@ def ending(e: BaseException, rank: str) -> int:
         print(f"pipeline: {who}{why}; run the same command again to resume", file=sys.stderr)
         return 130
     if isinstance(e, OSError):  # a folder made or a file opened outside files.atomic_path
-        from .files import unwritable
+        from pipeline.core.files import unwritable
         said = unwritable(e, Path(e.filename or "."))
         if isinstance(said, PipelineError):
             print(f"pipeline: error: {said}", file=sys.stderr)

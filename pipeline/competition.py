@@ -17,16 +17,16 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import PipelineError
-from .decode import TRUNCATED
-from .images import RESIZE
-from .keys import affects
-from .labels import discover
-from .metrics import Metric
-from .recipe import Recipe
-from .tasks import CLASSIFICATION, MULTILABEL, MultiLabel, Task, tags
-from .transforms import SYMMETRIES
-from .workdir import competition_name
+from pipeline import PipelineError
+from pipeline.core.keys import affects
+from pipeline.core.workdir import competition_name
+from pipeline.labels import discover
+from pipeline.metrics import Metric
+from pipeline.recipe import Recipe
+from pipeline.training.tasks import CLASSIFICATION, MULTILABEL, MultiLabel, Task, tags
+from pipeline.vision.decode import TRUNCATED
+from pipeline.vision.images import RESIZE
+from pipeline.vision.transforms import SYMMETRIES
 
 REQUIRED = ("slug", "layout", "classes", "metric", "submission", "recipes")
 SAMPLE = "sample_submission.csv"  # the default; Kaggle's other spellings of it are found too (submission.py)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .tasks import tags
+from pipeline.training.tasks import tags
 
 
 def discover(labels: pd.Series, multilabel: bool) -> list[str]:

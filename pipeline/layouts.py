@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import PipelineError
+from pipeline import PipelineError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from sklearn.metrics import f1_score
 
-from .tasks import decide
+from pipeline.training.tasks import decide
 
 KAGGLE_EPS = 1e-15  # Kaggle's log loss replaces p by max(min(p, 1 - 1e-15), 1e-15)
 

@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import PipelineError
-from .keys import affects
+from pipeline import PipelineError
+from pipeline.core.keys import affects
 
 SCHEDULES = ("1cycle", "sgdr", "constant")
 # BatchNorm statistics in the layers a phase trains (see Recipe.batchnorm)
@@ -329,7 +329,7 @@ def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip", random_crop
     whole network with differential rates at 3/4 of `size`, then at `size` (progressive
     resizing). TTA: every view `symmetry` allows on a GPU, two at most on a CPU. `random_crop`:
     see Recipe."""
-    from .transforms import SYMMETRIES
+    from pipeline.vision.transforms import SYMMETRIES
     views, small = SYMMETRIES[symmetry], max(32, round(size * 3 / 4 / 32) * 32)
     return {
         "cpu": Recipe(train_folds=(0,), tta=min(2, views), random_crop=random_crop, phases=(

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import PipelineError
-from .competition import available
-from .files import atomic_path
-from .workdir import competition_name
+from pipeline import PipelineError
+from pipeline.competition import available
+from pipeline.core.files import atomic_path
+from pipeline.core.workdir import competition_name
 
 # how a layout's images usually look: photos of any shape (a class per folder, per CSV row, per file
 # name), or square tiles tagged with what they show (satellite scenes, cells)

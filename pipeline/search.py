@@ -21,8 +21,8 @@ import re
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
-from . import PipelineError
-from .recipe import Phase, Recipe, differential, follow, ordinary
+from pipeline import PipelineError
+from pipeline.recipe import Phase, Recipe, differential, follow, ordinary
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.images import ImageCache
 from pipeline.recipe import Recipe
-from pipeline.folds import FoldData
-from pipeline.vision import Images
-from pipeline.tasks import CLASSIFICATION
+from pipeline.training.folds import FoldData
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.vision.images import ImageCache
+from pipeline.vision.inputs import Images
 
 # No test reaches Kaggle. The kaggle client reads its endpoint when imported, so it is fixed here,
 # before any import: http://localhost through a proxy on a closed port (tests/kaggle_standin.py

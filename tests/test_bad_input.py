@@ -12,13 +12,13 @@ from torch.utils.data import TensorDataset
 
 from pipeline import PipelineError
 from pipeline.cli import main
-from pipeline import training_stages
 from pipeline.competition import load
-from pipeline.device import Device
-from pipeline.epochs import epoch_loader
+from pipeline.core.device import Device
 from pipeline.recipe import Phase
-from pipeline.context import start
-from pipeline.run import run_all
+from pipeline.stages import train as training_stages
+from pipeline.stages.context import start
+from pipeline.stages.run import run_all
+from pipeline.training.epochs import epoch_loader
 
 from conftest import PLANT_CLASSES, shrink
 

@@ -5,12 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pipeline.check import check, overfit
 from pipeline.cli import main
 from pipeline.competition import load
-from pipeline.context import start
-from pipeline.device import Device
-from pipeline.tasks import CLASSIFICATION
+from pipeline.core.device import Device
+from pipeline.stages.context import start
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.vision.check import check, overfit
 
 from conftest import shrink
 

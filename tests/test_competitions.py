@@ -7,11 +7,11 @@ from sklearn.metrics import fbeta_score, log_loss
 
 import kaggle_layouts
 from pipeline.competition import load
-from pipeline.files import read_json
-from pipeline.registry import read_runs
-from pipeline.context import start
-from pipeline.run import format_scores, run_all
-from pipeline.workdir import Workdir
+from pipeline.core.files import read_json
+from pipeline.core.workdir import Workdir
+from pipeline.stages.context import start
+from pipeline.stages.run import format_scores, run_all
+from pipeline.tracking.registry import read_runs
 
 from conftest import shrink
 from test_pipeline import Log
@@ -100,7 +100,7 @@ def test_planet(workdir, tmp_path):
 
 
 def test_planet_check_memorises_tags(workdir, tmp_path):
-    from pipeline.check import check
+    from pipeline.vision.check import check
     name = "planet-understanding-the-amazon-from-space"
     data = kaggle_layouts.planet(tmp_path / "planet")
     r = start(name, recipe=shrink(load(name).recipes["cpu"]), data=str(data), log=Log())

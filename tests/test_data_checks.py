@@ -10,10 +10,10 @@ import pytest
 
 from kaggle_layouts import dog_breeds, planet
 from pipeline import PipelineError
-from pipeline import submission as sub
 from pipeline.competition import load
 from pipeline.layouts import LabelsCSV
 from pipeline.scaffold import new
+from pipeline.stages import submission as sub
 
 from conftest import PLANT_CLASSES
 

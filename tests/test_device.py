@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pipeline.cli import parser
-from pipeline.device import Device
+from pipeline.core.device import Device
 from pipeline.metrics import accuracy
-from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe
-from pipeline.trainer import fit
+from pipeline.training.models import create_model
+from pipeline.training.trainer import fit
 
 from conftest import tiny_data
 
@@ -57,7 +57,7 @@ def views_of(img: torch.Tensor) -> list[bytes]:
 
 @pytest.mark.quick
 def test_flips_on_the_device_give_each_image_a_random_view_its_symmetry_allows():
-    from pipeline.transforms import random_flips
+    from pipeline.vision.transforms import random_flips
     batch = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
     for symmetry, allowed in (("dihedral", 8), ("hflip", 2), ("none", 1)):
         out = random_flips(symmetry, seed=5)(batch)
@@ -69,7 +69,7 @@ def test_flips_on_the_device_give_each_image_a_random_view_its_symmetry_allows()
 
 @pytest.mark.quick
 def test_a_device_that_flips_trains_deterministically_with_the_loader_spared_its_flips(tmp_path):
-    from pipeline.trainer import setup_phase
+    from pipeline.training.trainer import setup_phase
     import albumentations as A
     data = tiny_data(tmp_path)
     recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6, seed=3,
@@ -90,7 +90,7 @@ def test_a_device_that_flips_trains_deterministically_with_the_loader_spared_its
 
 FAULTS = """
 import resource, sys, torch
-from pipeline.device import Device
+from pipeline.core.device import Device
 if sys.argv[1] == "cpu":
     Device.pick("cpu")
 x, w = torch.rand(8, 16, 150, 150), torch.rand(64, 16, 3, 3)

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.diagnostics import confusion, smooth, top_losses, training_curves
-from pipeline.tasks import CLASSIFICATION
+from pipeline.stages.diagnostics import confusion, smooth, top_losses, training_curves
+from pipeline.training.tasks import CLASSIFICATION
 
 pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
 

@@ -14,8 +14,8 @@ import torch
 
 from pipeline import PipelineError
 from pipeline.cli import main
-from pipeline.distributed import Group
-from pipeline.files import read_json
+from pipeline.core.distributed import Group
+from pipeline.core.files import read_json
 
 RUN = ["run", "digits", "--arch", "test_efficientnet", "--weights", "none", "--batch-size", "32"]
 
@@ -167,7 +167,7 @@ def test_options_for_several_processes_need_them(workdir, capsys):
 
 @pytest.mark.quick
 def test_a_backend_this_torch_lacks_is_one_line(monkeypatch):
-    from pipeline.distributed import launch as start_ranks
+    from pipeline.core.distributed import launch as start_ranks
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setattr(torch.distributed, "is_gloo_available", lambda: False)

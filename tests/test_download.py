@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import PipelineError, kaggle_api
+from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.competition import load
-from pipeline.locate import find_data
-from pipeline.context import find_or_fetch
-from pipeline.workdir import Workdir
+from pipeline.core.workdir import Workdir
+from pipeline.kaggle import api as kaggle_api
+from pipeline.kaggle.locate import find_data
+from pipeline.stages.context import find_or_fetch
 
 from conftest import make_plant_data
 from kaggle_standin import KEY, TOKEN, USER
@@ -154,7 +155,7 @@ def test_each_error_is_one_line_saying_what_to_do(kaggle, workdir, capsys, monke
     kaggle.not_joined.clear()
 
     with monkeypatch.context() as m:
-        m.setattr("pipeline.download.shutil.disk_usage", lambda p: type("Usage", (), {"free": 1000})())
+        m.setattr("pipeline.kaggle.download.shutil.disk_usage", lambda p: type("Usage", (), {"free": 1000})())
         assert "free some space" in error_of(capsys, ["download", "plant-seedlings"])
 
     with pytest.raises(PipelineError, match=r"disk full writing /data/x\.zip; free some space"):

@@ -12,19 +12,19 @@ from torch import nn
 from pipeline import PipelineError
 from pipeline.cli import main, parser
 from pipeline.competition import load
+from pipeline.core.device import Device
 from pipeline.metrics import accuracy
-from pipeline.averages import MovingAverage
-from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe, mining_round, swa_round, validate
-from pipeline.context import start
-from pipeline.prediction_stages import list_snapshots
-from pipeline.run import run_all
-from pipeline.device import Device
-from pipeline.folds import FoldData
-from pipeline.mining import hardest, mine_hard_examples
-from pipeline.batchnorm import recompute as recompute_bn
-from pipeline.trainer import fit
-from pipeline.tasks import CLASSIFICATION
+from pipeline.stages.context import start
+from pipeline.stages.predict import list_snapshots
+from pipeline.stages.run import run_all
+from pipeline.training.averages import MovingAverage
+from pipeline.training.batchnorm import recompute as recompute_bn
+from pipeline.training.folds import FoldData
+from pipeline.training.mining import hardest, mine_hard_examples
+from pipeline.training.models import create_model
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.training.trainer import fit
 
 from conftest import shrink, tiny_data
 

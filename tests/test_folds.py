@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from pipeline import PipelineError
-from pipeline.folds import assign_folds
-from pipeline.tasks import CLASSIFICATION, MULTILABEL
+from pipeline.training.folds import assign_folds
+from pipeline.training.tasks import CLASSIFICATION, MULTILABEL
 
 CLASSES = ["a", "b", "c"]
 

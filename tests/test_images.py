@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import PipelineError, images
-from pipeline.decode import read_rgb
-from pipeline.images import ImageCache
+from pipeline import PipelineError
+from pipeline.vision import images
+from pipeline.vision.decode import read_rgb
+from pipeline.vision.images import ImageCache
 
 from conftest import write_image
 
@@ -251,7 +252,7 @@ def test_the_cache_keeps_one_file_per_policy(tmp_path):
 
 @pytest.mark.quick
 def test_random_resized_crops_frame_each_image_differently_at_the_phase_size():
-    from pipeline.transforms import train_augment
+    from pipeline.vision.transforms import train_augment
     img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
     crops = train_augment(seed=3, symmetry="none", size=64, random_crop=0.5)
     out = [crops(image=img)["image"] for _ in range(8)]

@@ -16,9 +16,9 @@ import pytest
 from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.competition import load
-from pipeline.kernel import build_dataset, build_kernel, owner
-from pipeline.context import start
-from pipeline.run import run_all
+from pipeline.kaggle.kernel import build_dataset, build_kernel, owner
+from pipeline.stages.context import start
+from pipeline.stages.run import run_all
 
 from conftest import make_plant_data, shrink
 

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.competition import Competition, load
-from pipeline.keys import affects, settings_for, unsaid
+from pipeline.core.keys import affects, settings_for, unsaid
 from pipeline.recipe import Phase, Recipe
-from pipeline.training_stages import train_key
+from pipeline.stages.train import train_key
 
 pytestmark = pytest.mark.quick
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.files import file_sha1
-from pipeline.registry import read_submissions, record_submissions
-from pipeline.workdir import Workdir
+from pipeline.core.files import file_sha1
+from pipeline.core.workdir import Workdir
+from pipeline.tracking.registry import read_submissions, record_submissions
 
 pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
 

@@ -2,9 +2,9 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.competition import load
-from pipeline.locate import find_data
-from pipeline.context import find_or_fetch
-from pipeline.workdir import Workdir
+from pipeline.core.workdir import Workdir
+from pipeline.kaggle.locate import find_data
+from pipeline.stages.context import find_or_fetch
 
 from conftest import make_plant_data
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from pipeline.competition import load
-from pipeline.device import Device
-from pipeline.lr_find import RangeTest, plot, range_test
+from pipeline.core.device import Device
 from pipeline.metrics import accuracy
-from pipeline.models import create_model, layer_groups
 from pipeline.recipe import Phase, Recipe, differential
-from pipeline.context import start
-from pipeline.training_stages import lr_find
-from pipeline.epochs import make_optimizer
-from pipeline.tasks import CLASSIFICATION
-from pipeline.trainer import fit, phase_range_test
+from pipeline.stages.context import start
+from pipeline.stages.train import lr_find
+from pipeline.training.epochs import make_optimizer
+from pipeline.training.lr_find import RangeTest, plot, range_test
+from pipeline.training.models import create_model, layer_groups
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.training.trainer import fit, phase_range_test
 
 from conftest import shrink, tiny_data
 

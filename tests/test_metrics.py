@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import fbeta_score, log_loss as sk_log_loss
 
-from pipeline.tasks import MULTILABEL, decide
 from pipeline.metrics import f2, log_loss, mean_fbeta
-from pipeline.thresholds import tune
+from pipeline.stages.thresholds import tune
+from pipeline.training.tasks import MULTILABEL, decide
 
 
 def random_probs(rng, n, c):

@@ -4,11 +4,11 @@ import torch
 from torch import nn
 
 from pipeline import PipelineError
-from pipeline.device import Device
-from pipeline.epochs import make_optimizer, train_one_epoch
-from pipeline.tasks import CLASSIFICATION
-from pipeline.mixing import Mixer
+from pipeline.core.device import Device
 from pipeline.recipe import Phase, Recipe, validate
+from pipeline.training.epochs import make_optimizer, train_one_epoch
+from pipeline.training.mixing import Mixer
+from pipeline.training.tasks import CLASSIFICATION
 
 
 def flat_images(n=8, size=16):

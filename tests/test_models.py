@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import PipelineError
-from pipeline.batchnorm import train_mode
-from pipeline.models import GROUP_NAMES, create_model, freeze, layer_groups
 from pipeline.recipe import Phase, differential
-from pipeline.epochs import make_optimizer, set_schedule
+from pipeline.training.batchnorm import train_mode
+from pipeline.training.epochs import make_optimizer, set_schedule
+from pipeline.training.models import GROUP_NAMES, create_model, freeze, layer_groups
 
 
 def tiny(arch="test_efficientnet", classes=3):

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pipeline.competition import load
-from pipeline.files import read_json
-from pipeline.registry import read_runs
-from pipeline.context import start
-from pipeline.run import run_all
-from pipeline.workdir import Workdir
+from pipeline.core.files import read_json
+from pipeline.core.workdir import Workdir
+from pipeline.stages.context import start
+from pipeline.stages.run import run_all
+from pipeline.tracking.registry import read_runs
 
 from conftest import shrink
 

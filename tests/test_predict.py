@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.device import Device
-from pipeline.predict import predict_views
-from pipeline.tasks import MULTILABEL
-from pipeline.transforms import tta_views
+from pipeline.core.device import Device
+from pipeline.training.tasks import MULTILABEL
+from pipeline.vision.predict import predict_views
+from pipeline.vision.transforms import tta_views
 
 
 class CornerModel(nn.Module):

@@ -6,8 +6,8 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.competition import load
-from pipeline.images import ImageCache
 from pipeline.preprocess import green_mask, green_plants
+from pipeline.vision.images import ImageCache
 
 from conftest import shrink
 
@@ -96,8 +96,8 @@ def test_a_competition_names_its_preprocessing_and_may_write_its_own(tmp_path, m
 def test_pipeline_run_trains_and_predicts_on_the_preprocessed_images(tmp_path, monkeypatch, workdir):
     """`preprocess = green_plants` in a definition: a whole run sees the cut-out images, training and
     test alike, and changing the preprocessing trains again rather than reuse the earlier folds."""
-    from pipeline.context import start
-    from pipeline.run import run_all
+    from pipeline.stages.context import start
+    from pipeline.stages.run import run_all
     monkeypatch.setenv("PIPELINE_COMPETITIONS", str(tmp_path / "competitions"))
     folder = write_competition(tmp_path, "from pipeline.preprocess import green_plants\npreprocess = green_plants\n")
     data = tmp_path / "leafy-data"

@@ -12,13 +12,14 @@ import pytest
 from tqdm import tqdm
 
 from conftest import tiny_data
-from pipeline import PipelineError, progress
-from pipeline.device import Device
+from pipeline import PipelineError
+from pipeline.core import progress
+from pipeline.core.device import Device
+from pipeline.core.progress import bar
 from pipeline.metrics import accuracy
-from pipeline.models import create_model
-from pipeline.progress import bar
 from pipeline.recipe import Phase, Recipe
-from pipeline.trainer import fit
+from pipeline.training.models import create_model
+from pipeline.training.trainer import fit
 
 LINE = re.compile(r"  [^\r\n]+: \d+(/\d+)? \w+, \d+s(, [^\r\n]*)?")  # "  predict: 40/120 batches, 31s"
 
@@ -108,11 +109,11 @@ def test_training_logged_to_one_file_keeps_every_line_whole(tmp_path):
         from pathlib import Path
         import torch
         from conftest import tiny_data
-        from pipeline.device import Device
+        from pipeline.core.device import Device
         from pipeline.metrics import accuracy
-        from pipeline.models import create_model
+        from pipeline.training.models import create_model
         from pipeline.recipe import Phase, Recipe
-        from pipeline.trainer import fit
+        from pipeline.training.trainer import fit
 
         tmp = Path(sys.argv[1])
         recipe = Recipe(arch="test_efficientnet", weights="none", batch_size=6,

@@ -8,10 +8,10 @@ import pytest
 from scipy import stats
 
 from pipeline.cli import main
+from pipeline.core.workdir import Workdir
 from pipeline.metrics import micro_f1
-from pipeline.registry import read_runs, read_submissions, record_run, record_submissions
-from pipeline.report import paired, runs, write_html
-from pipeline.workdir import Workdir
+from pipeline.tracking.registry import read_runs, read_submissions, record_run, record_submissions
+from pipeline.tracking.report import paired, runs, write_html
 
 
 def a_run(workdir, name, scores, status="finished", torch="2.14.1", **recipe):

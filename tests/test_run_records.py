@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.files import is_held, locked
+from pipeline.core.files import is_held, locked
+from pipeline.core.workdir import RUN_LOCK, Workdir
 from pipeline.metrics import accuracy
-from pipeline.registry import read_runs, record_run
-from pipeline.workdir import RUN_LOCK, Workdir
+from pipeline.tracking.registry import read_runs, record_run
 
 RUN = ["run", "digits", "--arch", "test_efficientnet", "--weights", "none", "--batch-size", "32", "--train-folds", "0"]
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
@@ -77,8 +77,8 @@ def test_sigterm_is_recorded_as_interrupted_and_said_in_one_line(workdir):
 def test_a_sigterm_while_a_run_is_ending_is_ignored_not_a_traceback(monkeypatch, capsys, workdir):
     # torchrun sends every rank SIGTERM once one fails, often while a rank is already saying why
     # it stopped: that line must stay the last word, not a KeyboardInterrupt's traceback
-    import pipeline.distributed  # (imports torch.distributed: main's cleanup then calls finish)
-    monkeypatch.setattr(pipeline.distributed, "finish", lambda: os.kill(os.getpid(), signal.SIGTERM))
+    import pipeline.core.distributed  # (imports torch.distributed: main's cleanup then calls finish)
+    monkeypatch.setattr(pipeline.core.distributed, "finish", lambda: os.kill(os.getpid(), signal.SIGTERM))
     before = signal.getsignal(signal.SIGTERM)
     assert main(["list"]) == 0
     assert main(["run", "no-such-competition"]) == 2
@@ -88,9 +88,9 @@ def test_a_sigterm_while_a_run_is_ending_is_ignored_not_a_traceback(monkeypatch,
 WRITER = """
 import sys, time
 from pathlib import Path
+from pipeline.core.workdir import Workdir
 from pipeline.metrics import accuracy
-from pipeline.registry import record_run
-from pipeline.workdir import Workdir
+from pipeline.tracking.registry import record_run
 name = sys.argv[1]
 Path(f"ready-{name}").touch()  # imported: the test starts every writer at once
 while not Path("go").exists():
@@ -102,8 +102,8 @@ record_run(Workdir(Path.cwd()), {"competition": "digits", "run": name, "recipe":
 READER = """
 import time
 from pathlib import Path
-from pipeline.registry import read_runs
-from pipeline.workdir import Workdir
+from pipeline.core.workdir import Workdir
+from pipeline.tracking.registry import read_runs
 reads = 0
 while not Path("stop").exists():
     read_runs(Workdir(Path.cwd()))  # never a torn file
@@ -127,7 +127,7 @@ def test_the_registry_keeps_every_row_of_eight_writers_at_once_and_a_killed_writ
     assert sorted(table["run"]) == ["first"] + [f"w{i}" for i in range(8)]
 
     lock = workdir / "data" / "registry" / "runs.lock"  # a writer killed while holding the lock...
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pipeline.files import locked\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pipeline.core.files import locked\n"
                                f"with locked({str(lock)!r}):\n    print('held', flush=True); time.sleep(600)"],
                               cwd=workdir, env=ENV, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -147,8 +147,8 @@ def test_a_failed_rerun_keeps_the_finished_result_beside_it(workdir, capsys):
     def broken_pipe(*parts):  # `pipeline run ... | head`, the reader gone
         if str(parts[0]).startswith("["):  # (the first stage line)
             raise BrokenPipeError(32, "Broken pipe")
-    from pipeline.context import start
-    from pipeline.run import run_all
+    from pipeline.stages.context import start
+    from pipeline.stages.run import run_all
     with pytest.raises(BrokenPipeError):
         run_all(start("digits", arch="test_efficientnet", weights="none", batch_size=32, train_folds=(0,), log=broken_pipe))
     after = read_runs(Workdir(workdir), "digits")
@@ -165,8 +165,8 @@ def test_a_failed_rerun_keeps_the_finished_result_beside_it(workdir, capsys):
 
 def test_a_rerun_stopped_before_its_submission_leaves_nothing_that_can_be_sent(workdir, capsys):
     assert main(RUN) == 0
-    from pipeline.context import start
-    from pipeline.run import run_all
+    from pipeline.stages.context import start
+    from pipeline.stages.run import run_all
 
     def stop_in_predict(*parts):
         if "[predict]" in " ".join(map(str, parts)):

@@ -5,17 +5,18 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import PipelineError, trainer
-from pipeline.images import ImageCache
+from pipeline import PipelineError
+from pipeline.core.device import Device
 from pipeline.metrics import accuracy
-from pipeline.models import create_model
 from pipeline.recipe import Phase, Recipe
-from pipeline.sampling import class_targets, epoch_indices
-from pipeline.device import Device
-from pipeline.folds import FoldData
-from pipeline.trainer import fit
-from pipeline.vision import Images
-from pipeline.tasks import CLASSIFICATION
+from pipeline.training import trainer
+from pipeline.training.folds import FoldData
+from pipeline.training.models import create_model
+from pipeline.training.sampling import class_targets, epoch_indices
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.training.trainer import fit
+from pipeline.vision.images import ImageCache
+from pipeline.vision.inputs import Images
 
 from conftest import write_image
 

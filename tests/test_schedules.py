@@ -3,7 +3,7 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.recipe import Phase, cycle_ends, differential, sgdr_cycle_epochs
-from pipeline.schedules import lr_at, one_cycle
+from pipeline.training.schedules import lr_at, one_cycle
 
 
 @pytest.mark.quick

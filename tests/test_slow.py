@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.files import read_json
+from pipeline.core.files import read_json
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

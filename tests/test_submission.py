@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from pipeline import PipelineError
-from pipeline import submission as sub
 from pipeline.competition import Submission
-from pipeline.files import atomic_path
-from pipeline.tasks import MULTILABEL, Regression
+from pipeline.core.files import atomic_path
+from pipeline.stages import submission as sub
+from pipeline.training.tasks import MULTILABEL, Regression
 
 pytestmark = pytest.mark.quick  # every test here: the edit-test loop's tier
 

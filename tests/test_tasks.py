@@ -7,11 +7,11 @@ import torch
 
 from pipeline import PipelineError
 from pipeline.competition import load
-from pipeline.device import Device
-from pipeline.folds import assign_folds
+from pipeline.core.device import Device
 from pipeline.metrics import Metric
-from pipeline.tasks import CLASSIFICATION, MULTILABEL, Regression
-from pipeline.trainer import fit
+from pipeline.training.folds import assign_folds
+from pipeline.training.tasks import CLASSIFICATION, MULTILABEL, Regression
+from pipeline.training.trainer import fit
 from test_seam import MLP, RECIPE, vectors
 
 pytestmark = pytest.mark.quick

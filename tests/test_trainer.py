@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.folds import FoldData
-from pipeline.images import ImageCache
-from pipeline.tasks import CLASSIFICATION
+from pipeline.core.device import Device
 from pipeline.metrics import accuracy
-from pipeline import batchnorm
-from pipeline.models import create_model, freeze, layer_groups
 from pipeline.recipe import Phase, Recipe
-from pipeline import trainer
-from pipeline.device import Device
-from pipeline.trainer import fit
-from pipeline.vision import Images
+from pipeline.training import batchnorm
+from pipeline.training import trainer
+from pipeline.training.folds import FoldData
+from pipeline.training.models import create_model, freeze, layer_groups
+from pipeline.training.tasks import CLASSIFICATION
+from pipeline.training.trainer import fit
+from pipeline.vision.images import ImageCache
+from pipeline.vision.inputs import Images
 
 from conftest import tiny_data
 

@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 import torch
 
-import pipeline.context
-import pipeline.run
 from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.competition import load
+from pipeline.core.workdir import Workdir
 from pipeline.recipe import Phase, Recipe, swa_round
 from pipeline.search import apply, source
-from pipeline.tune import masked, storage_for, tune
-from pipeline.workdir import Workdir
+from pipeline.tuning.tune import masked, storage_for, tune
+import pipeline.stages.context
+import pipeline.stages.run
 
 TINY = '''
 from pipeline.competition import Submission
@@ -63,8 +63,8 @@ def trials_of(workdir, study):
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_a_search_finds_a_rate_that_a_fixed_bad_one_misses(tiny, workdir, sampler):
-    from pipeline.context import start
-    from pipeline.run import run_all
+    from pipeline.stages.context import start
+    from pipeline.stages.run import run_all
     bad = run_all(start("tiny", recipe=apply(load("tiny").recipes["cpu"], {"phase1.lr": 1e-5}), run="bad-rate",
                         log=lambda *a: None))["oof"]
     tune("tiny", study=sampler, trials=6, sampler=sampler, seed=0, pruner="none", log=lambda *a: None)
@@ -203,7 +203,7 @@ def fake_runs(monkeypatch, outcome):
         if len(calls) > 5:
             raise Looping(f"{len(calls)} runs for a study of at most 4 trials")
         return {"oof": outcome(len(calls) - 1)}
-    monkeypatch.setattr("pipeline.run.run_all", run_all)
+    monkeypatch.setattr("pipeline.stages.run.run_all", run_all)
     return calls
 
 
@@ -213,14 +213,14 @@ def fail(message):
 
 @pytest.mark.quick
 def test_a_missing_data_folder_is_one_line_before_any_trial(tiny, workdir, monkeypatch, capsys):
-    start, starts = pipeline.context.start, []
+    start, starts = pipeline.stages.context.start, []
 
     def guarded(*args, **kwargs):
         starts.append(kwargs.get("run"))
         if len(starts) > 5:
             raise Looping(f"trials {starts} run on without data")
         return start(*args, **kwargs)
-    monkeypatch.setattr("pipeline.context.start", guarded)
+    monkeypatch.setattr("pipeline.stages.context.start", guarded)
     with pytest.raises(PipelineError) as e:
         tune("tiny", study="nodata", trials=1, data=str(workdir / "nonexistent"), log=lambda *a: None)
     assert str(e.value).startswith(f"--data {workdir / 'nonexistent'}: not tiny's data") and "\n" not in str(e.value)

@@ -58,5 +58,5 @@ def make_data(folder: Path) -> None:
     pd.DataFrame({"id": sorted(train_ids), "label": [label[i] for i in sorted(train_ids)]}).to_csv(
         folder / "train.csv", index=False)
     pd.DataFrame({"id": test_ids, "label": [label[i] for i in test_ids]}).to_csv(folder / "solution.csv", index=False)
-    # written last: its presence marks the data as complete (see pipeline.locate.has_data)
+    # written last: its presence marks the data as complete (see pipeline.kaggle.locate.has_data)
     pd.DataFrame({"id": test_ids, "label": "0"}).to_csv(folder / "sample_submission.csv", index=False)

@@ -1,0 +1,1 @@
+"""Files written whole, the work folder, progress lines, ranks under torchrun, the device, and the stage keys made from what each setting affects."""

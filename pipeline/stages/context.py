@@ -1,0 +1,156 @@
+"""What every stage of `pipeline run` shares (`Run`: the competition, the resolved recipe, the
+data found, the device and ranks, the decoded-image caches) and `start`, which resolves the
+settings and finds (or fetches) the data: the `data` stage."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline import PipelineError
+from pipeline.competition import Competition, load
+from pipeline.core.device import Device
+from pipeline.core.distributed import MODES, SINGLE, Group, launch
+from pipeline.core.files import files_fingerprint, fingerprint
+from pipeline.core.workdir import Workdir, in_kernel, kaggle_root, run_name
+from pipeline.kaggle.download import download
+from pipeline.kaggle.locate import find_data, not_found
+from pipeline.preprocess import tag as preprocess_tag
+from pipeline.recipe import Recipe, validate as validate_recipe
+from pipeline.stages import submission as sub
+from pipeline.training.models import GROUP_NAMES, create_model
+from pipeline.vision.images import ImageCache
+from pipeline.vision.transforms import SYMMETRIES
+
+
+def say(*parts) -> None:
+    print(*parts, flush=True)  # progress lines must show up promptly in logs and Kaggle kernels
+
+
+@dataclass
+class Run:
+    """Everything the stages share: settings, where things live, and the image tables."""
+    comp: Competition
+    recipe: Recipe
+    recipe_name: str
+    name: str
+    workdir: Workdir
+    data_dir: Path
+    dev: Device
+    train: pd.DataFrame             # id, path, label
+    targets: np.ndarray             # per training image: class index, or 0/1 tag row (labels.py)
+    test: pd.DataFrame              # id, path
+    train_images: ImageCache
+    test_images: ImageCache
+    keys: dict = field(default_factory=dict)
+    times: dict = field(default_factory=dict)
+    log: Callable = say
+    ranks: Group = SINGLE           # every process of the run (torchrun), this one among them
+    parallel: str | None = None     # "data" or "folds" when there are several
+    sync_bn: bool = False           # BatchNorm statistics over every rank's share of a batch
+    on_epoch: Callable | None = None  # (step, validation score) after every epoch: a tuning trial's pruner
+
+    @property
+    def run_dir(self) -> Path:
+        return self.workdir.run(self.comp.name, self.name)
+
+    @property
+    def submission_path(self) -> Path:
+        return self.workdir.submission(self.comp.name, self.name)
+
+    def fold_dir(self, k: int) -> Path:
+        return self.run_dir / f"fold{k}"
+
+
+def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = None, run: str | None = None,
+          recipe: Recipe | str | None = None, device: str = "auto", compile: bool = False,
+          parallel: str | None = None, sync_bn: bool = False, log: Callable = say, **overrides) -> Run:
+    """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS;
+    `parallel` and `sync_bn` are for several processes under torchrun (distributed.py)."""
+    t0 = time.time()
+    workdir = workdir or Workdir.default()
+    comp = load(comp_name)
+    if parallel not in (None, *MODES):
+        raise PipelineError(f"--parallel {parallel}: use one of {', '.join(MODES)}")
+    if run is not None:
+        run_name(run)
+    ranks, device = launch(parallel, device)
+    parallel = parallel or ("data" if ranks.active else None)
+    log = log if ranks.main else _quiet
+    dev = Device.pick(device, compile)
+    if parallel == "data":
+        dev = replace(dev, group=ranks)
+    if sync_bn and (parallel != "data" or dev.device.type != "cuda"):
+        raise PipelineError("--sync-bn needs --parallel data on GPUs (torch's SyncBatchNorm runs on CUDA only)")
+    if isinstance(recipe, Recipe):
+        recipe_name = "custom"
+    else:
+        recipe_name = recipe or ("gpu" if dev.device.type == "cuda" else "cpu")
+        if recipe_name not in comp.recipes:
+            raise PipelineError(f"{comp.folder}/competition.py: no recipe {recipe_name!r} "
+                                f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
+        recipe = comp.recipes[recipe_name]
+    recipe = recipe.with_overrides(**overrides)
+    validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
+    if parallel == "data" and recipe.batch_size % ranks.world:
+        raise PipelineError(f"batch size {recipe.batch_size} is the global batch and must split evenly over "
+                            f"{ranks.world} ranks; use --batch-size {recipe.batch_size // ranks.world * ranks.world or ranks.world}")
+    data_dir = ranks.on_main(lambda: find_or_fetch(comp, data, workdir, log))  # (one download)
+    for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
+        log(f"{comp.name}: {line}")
+    train = comp.layout.train(data_dir, comp.classes)
+    comp.require_two_kinds(train["label"], data_dir)
+    for line in comp.unseen_classes(train["label"], data_dir):
+        log(f"{comp.name}: {line}")
+    if comp.classes is None:
+        comp = comp.with_classes(train["label"])
+        log(f"{comp.name}: {len(comp.classes)} classes from the training labels: "
+            f"{', '.join(comp.classes[:8])}{', ...' if len(comp.classes) > 8 else ''}")
+    test = comp.layout.test(data_dir)
+    # an unknown --arch, a weights file that doesn't fit: said now, before "fold 0 of 5"
+    create_model(recipe.arch, len(comp.classes), recipe.weights)
+    # checked now, not after an hour of training: the sample must list exactly the test images
+    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
+    cache = workdir.cache(comp.name)
+    train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
+    r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
+            data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
+            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
+                                    preprocess=comp.preprocess, truncated=comp.truncated_images),
+            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
+                                   preprocess=comp.preprocess, truncated=comp.truncated_images), log=log,
+            ranks=ranks, parallel=parallel, sync_bn=sync_bn)
+    made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
+    made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
+    r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files, *made)
+    ranks.agree("the settings and the data", fingerprint(asdict(recipe), r.keys["data"], comp.name, r.name))
+    r.times["data"] = time.time() - t0
+    return r
+
+
+def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log: Callable = say) -> Path:
+    """The competition's data where it is found (locate.py); else built (digits) or downloaded
+    from Kaggle into data/<competition>/, never inside a kernel."""
+    found = find_data(comp, data_arg, workdir)
+    if found is not None:
+        return found
+    local = workdir.data(comp.name)
+    if comp.make_data is not None:
+        log(f"writing {comp.name} data to {local}")
+        comp.make_data(local)
+        return local
+    if in_kernel():
+        raise PipelineError(f"no data for {comp.name} under {kaggle_root() / 'input'}: kernels have no network; "
+                            f"attach the competition (Add Input -> Competitions -> {comp.slug}) and run again")
+    try:
+        return download(comp, local, log=log)
+    except PipelineError as e:
+        raise PipelineError(f"{not_found(comp, workdir)}; downloading it from Kaggle failed: {e}") from None
+
+
+def _quiet(*parts) -> None:
+    """The log of ranks other than 0: rank 0 speaks for the run."""

@@ -1,0 +1,1 @@
+"""The registry of every run and `pipeline report`."""

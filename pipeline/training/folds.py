@@ -1,0 +1,85 @@
+"""K-fold assignment, seeded, so every stage and every later run sees the same split: stratified
+by class, or for tags by iterative stratification, so each fold holds each tag in proportion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from pipeline import PipelineError
+from pipeline.training.inputs import Inputs
+from pipeline.training.tasks import Classification, MultiLabel, Task
+
+
+def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str] | None, task: Task) -> np.ndarray:
+    """Fold index per example, stratified by the task's strata: class indices, a regression
+    target's quantile bins, or for tags (0/1 rows) iterative stratification."""
+    if isinstance(task, MultiLabel):
+        return iterative_folds(y, n_folds, seed)
+    strata = task.strata(y)
+    counts = np.bincount(strata, minlength=len(classes or ()))
+    present = counts[counts > 0]
+    if present.min() < n_folds:
+        at = int(np.flatnonzero(counts == present.min())[0])
+        rare = f"class {classes[at]!r}" if isinstance(task, Classification) else f"target bin {at}"
+        raise PipelineError(f"{rare} has {present.min()} images, fewer than "
+                            f"{n_folds} folds; use --folds {max(2, int(present.min()))} or more data")
+    folds = np.empty(len(y), dtype=np.int64)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, valid) in enumerate(skf.split(np.zeros(len(y)), strata)):
+        folds[valid] = k
+    return folds
+
+
+def iterative_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011). The rarest tag still to
+    place goes first: each image carrying it goes to the fold that most lacks that tag (ties: the
+    fold most lacking images, then at random), and the fold's wants for all of the image's tags
+    drop. Rare tags are spread before common ones can crowd the folds. Images without tags fill
+    the folds last."""
+    rng = np.random.default_rng(seed)
+    y = y.astype(bool)
+    n = len(y)
+    if n < n_folds:
+        raise PipelineError(f"{n} training images, fewer than {n_folds} folds; use --folds {max(2, n)}")
+    want_images = np.full(n_folds, n / n_folds)
+    want_tags = np.tile(y.sum(0) / n_folds, (n_folds, 1))  # [fold, tag]
+    folds = np.full(n, -1)
+    left = y.copy()  # tags of images not yet placed
+    while left.any():
+        counts = left.sum(0)
+        tag = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+        for i in rng.permutation(np.flatnonzero(left[:, tag])):
+            k = _neediest(want_tags[:, tag], want_images, rng)
+            folds[i] = k
+            want_tags[k] -= y[i]
+            want_images[k] -= 1
+            left[i] = False
+    for i in rng.permutation(np.flatnonzero(folds < 0)):
+        k = _neediest(want_images, want_images, rng)
+        folds[i] = k
+        want_images[k] -= 1
+    return folds
+
+
+def _neediest(want: np.ndarray, want_images: np.ndarray, rng: np.random.Generator) -> int:
+    top = np.flatnonzero(want == want.max())
+    if len(top) > 1:
+        top = top[want_images[top] == want_images[top].max()]
+    return int(rng.choice(top)) if len(top) > 1 else int(top[0])
+
+
+@dataclass
+class FoldData:
+    inputs: Inputs           # every training example, as its kind of data offers them (inputs.py)
+    labels: np.ndarray       # the task's targets: class indices, 0/1 rows of tags, or floats (tasks.py)
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    task: Task
+    ids: np.ndarray | None = None       # image ids and class names, for the files a user reads
+    classes: list[str] | None = None
+
+    @property
+    def multilabel(self) -> bool:
+        return isinstance(self.task, MultiLabel)

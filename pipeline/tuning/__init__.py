@@ -1,0 +1,1 @@
+"""`pipeline tune`: trials of a recipe on Optuna."""
