@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "lr-find":
                 print(lr_find(r, args.phase, args.fold, args.steps))
             else:
-                from pipeline.vision.check import check
+                from pipeline.stages.check import check
                 passed, report = check(r, args.images, args.steps, args.size, args.lr, args.frozen)
                 print(report)
                 return 0 if passed else 1

@@ -10,7 +10,7 @@ from pipeline.competition import load
 from pipeline.core.device import Device
 from pipeline.stages.context import start
 from pipeline.training.tasks import CLASSIFICATION
-from pipeline.vision.check import check, overfit
+from pipeline.stages.check import check, overfit
 
 from conftest import shrink
 

@@ -100,7 +100,7 @@ def test_planet(workdir, tmp_path):
 
 
 def test_planet_check_memorises_tags(workdir, tmp_path):
-    from pipeline.vision.check import check
+    from pipeline.stages.check import check
     name = "planet-understanding-the-amazon-from-space"
     data = kaggle_layouts.planet(tmp_path / "planet")
     r = start(name, recipe=shrink(load(name).recipes["cpu"]), data=str(data), log=Log())

@@ -11,21 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pipeline.core.files import atomic_path, write_csv
+from pipeline.core.files import write_csv
+from pipeline.core.plots import pyplot, save_png
 from pipeline.training.tasks import MultiLabel, Task, decide
-
-
-def pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no display in a terminal or a Kaggle kernel
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_png(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    pyplot().close(fig)
 
 
 def smooth(values: np.ndarray, beta: float = 0.98) -> np.ndarray:

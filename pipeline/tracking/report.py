@@ -212,7 +212,7 @@ def _references(name: str) -> dict:
 def write_html(path: Path, workdir: Workdir, competition: str | None = None) -> Path:
     """One page, no network fetches: inline CSS, plots as embedded PNGs, links to each run's
     diagnostics relative to the page."""
-    from pipeline.stages.diagnostics import pyplot
+    from pipeline.core.plots import pyplot
     from pipeline.core.files import atomic_path
     names = _competitions(workdir, competition)
     path = Path(path).resolve()
@@ -241,7 +241,7 @@ def write_html(path: Path, workdir: Workdir, competition: str | None = None) -> 
 
 
 def _img(fig) -> str:
-    from pipeline.stages.diagnostics import pyplot
+    from pipeline.core.plots import pyplot
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     pyplot().close(fig)

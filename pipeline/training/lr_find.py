@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pipeline.core.device import Device
-from pipeline.stages.diagnostics import pyplot, save_png
+from pipeline.core.plots import pyplot, save_png
 from pipeline.training.step import scaler_for, train_step
 from pipeline.training.tasks import Task
 

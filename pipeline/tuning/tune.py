@@ -358,7 +358,7 @@ def plots(st, path: Path, title: str) -> Path:
     import io
     import warnings
     from optuna.visualization import matplotlib as vis
-    from pipeline.stages.diagnostics import pyplot
+    from pipeline.core.plots import pyplot
     from pipeline.core.files import atomic_path
     plt = pyplot()
     figures = []

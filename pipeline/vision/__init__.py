@@ -1,1 +1,2 @@
-"""Images as a kind of data: the decoded-image cache, decoding one file, augmentation and TTA views, prediction over views, and `pipeline check`."""
+"""Images as a kind of data: the decoded-image cache, decoding one file, augmentation and TTA views and
+prediction over views."""

@@ -17,7 +17,7 @@ from torch import nn
 from pipeline.core.device import Device
 from pipeline.recipe import Phase
 from pipeline.stages.context import Run
-from pipeline.stages.diagnostics import pyplot, save_png
+from pipeline.core.plots import pyplot, save_png
 from pipeline.stages.train import fresh_model
 from pipeline.training.epochs import epoch_loader
 from pipeline.training.models import freeze, layer_groups, normalization
