@@ -17,7 +17,7 @@ from torch import nn
 from pipeline.core.device import Device
 from pipeline.recipe import Phase
 from pipeline.stages.context import Run
-from pipeline.core.plots import pyplot, save_png
+from pipeline.core.plots import image_grid, pyplot, save_png
 from pipeline.stages.train import fresh_model
 from pipeline.training.epochs import epoch_loader
 from pipeline.training.models import freeze, layer_groups, normalization
@@ -72,17 +72,8 @@ def labelled_batch(x: torch.Tensor, y: torch.Tensor, classes: list[str], task: T
     """The model's inputs mapped back to pixels, titled with their labels."""
     pixels = (x[:n].float().cpu() * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1))
     pixels = pixels.clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    plt = pyplot()
-    cols = 4
-    rows = (len(pixels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img, label in zip(axes.flat, pixels, y[:n].cpu().numpy()):
-        ax.imshow(img)
-        ax.set_title(task.describe(label, classes), fontsize=8)
-    fig.tight_layout()
-    save_png(fig, path)
+    titles = [task.describe(label, classes) for label in y[:n].cpu().numpy()]
+    image_grid(pixels, titles, path, cell=(2.6, 2.8), fontsize=8)
 
 
 def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float = 1e-3,

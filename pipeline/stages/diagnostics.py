@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from pipeline.core.files import write_csv
-from pipeline.core.plots import pyplot, save_png
+from pipeline.core.plots import image_grid, pyplot, save_png
 from pipeline.training.tasks import MultiLabel, Task, decide
 
 
@@ -105,9 +105,8 @@ def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, pr
     loss = task.example_losses(labels, probs)
     order = np.argsort(-loss, kind="stable")[:n]
     if isinstance(task, MultiLabel):
-        chosen = decide(probs[order], 0.5 if thresholds is None else thresholds)
         rows = pd.DataFrame({"id": ids[order], "label": [task.describe(y, classes) for y in labels[order]],
-                             "predicted": [task.describe(c, classes) for c in chosen], "loss": loss[order]})
+                             "predicted": task.labels(probs[order], classes, thresholds), "loss": loss[order]})
         titles = [f"{r.id}\ntrue {r.label}\npred {r.predicted}" for r in rows.itertuples()]
     else:
         p_true = probs[order, labels[order]]
@@ -116,17 +115,8 @@ def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, pr
                              "p_predicted": probs[order].max(1), "p_label": p_true, "loss": loss[order]})
         titles = [f"{r.id}\ntrue {r.label} ({r.p_label:.2f})\npred {r.predicted} ({r.p_predicted:.2f})"
                   for r in rows.itertuples()]
-    plt = pyplot()
-    cols = 4
-    n_rows = (len(order) + cols - 1) // cols
-    fig, axes = plt.subplots(n_rows, cols, figsize=(3 * cols, 3.3 * n_rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i, title in zip(axes.flat, order, titles):
-        ax.imshow(images[positions[i]])
-        ax.set_title(textwrap.fill(title, 40, replace_whitespace=False), fontsize=7)
-    fig.tight_layout()
-    save_png(fig, path)
+    image_grid([images[positions[i]] for i in order], [textwrap.fill(t, 40, replace_whitespace=False) for t in titles],
+               path)
     return rows
 
 
