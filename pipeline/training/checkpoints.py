@@ -16,8 +16,7 @@ def checkpoint(model, recipe: Recipe, row: dict, task: Task) -> dict:
     and the task they learnt (tags: sigmoids; one class: softmax)."""
     return {"model": model.state_dict(), "arch": recipe.arch, "num_classes": model.num_classes,
             "task": task.name, "multilabel": isinstance(task, MultiLabel), "size": row["size"],
-            "phase": row["phase"], "epoch": row["epoch"],
-            "history": row}
+            "phase": row["phase"], "epoch": row["epoch"], "history": row}
 
 
 def save(obj: dict, path: Path) -> None:

@@ -27,9 +27,6 @@ def tags(label: str) -> list[str]:
 class Classification:
     name = "classification"
 
-    def outputs(self, classes: list[str]) -> int:
-        return len(classes)
-
     def encode(self, labels: pd.Series, classes: list[str]) -> np.ndarray:
         """Class indices [N] (int64)."""
         index = {c: i for i, c in enumerate(classes)}
@@ -137,9 +134,6 @@ class Regression:
             raise PipelineError(f"regression transform {self.transform!r}; use one of {list(TRANSFORMS)}")
         if (self.low is None) != (self.high is None) or (self.low is not None and not self.low < self.high):
             raise PipelineError(f"regression range ({self.low}, {self.high}): give both ends, low < high")
-
-    def outputs(self, classes: list[str] | None) -> int:
-        return 1
 
     def encode(self, labels: pd.Series, classes=None) -> np.ndarray:
         """The transformed target [N] (float32): what the loss compares with."""
