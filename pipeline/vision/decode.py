@@ -90,12 +90,26 @@ def _quietly(decode: Callable, *args):
         saved = os.dup(2)
     except OSError:  # no fd 2 at all (a daemon): nothing can be printed
         return decode(*args), ""
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            result = decode(*args)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        return result, sink.read().decode(errors="replace")
+    sink = _sink()
+    sink.seek(0)
+    sink.truncate()
+    os.dup2(sink.fileno(), 2)
+    try:
+        result = decode(*args)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    sink.seek(0)
+    return result, sink.read().decode(errors="replace")
+
+
+_sinks: dict[int, object] = {}
+
+
+def _sink():
+    """This process's temporary file for what the decoders print, made once, not per image. By
+    process id: a forked worker must not share its parent's file (and its offset)."""
+    pid = os.getpid()
+    if pid not in _sinks:
+        _sinks[pid] = tempfile.TemporaryFile()
+    return _sinks[pid]
