@@ -23,12 +23,13 @@ from pipeline.core.workdir import competition_name
 from pipeline.labels import discover
 from pipeline.metrics import Metric
 from pipeline.recipe import Recipe
-from pipeline.training.tasks import CLASSIFICATION, MULTILABEL, MultiLabel, Task, tags
+from pipeline.tables.layout import Table
+from pipeline.training.tasks import CLASSIFICATION, MULTILABEL, MultiLabel, Regression, Task, tags
 from pipeline.vision.decode import TRUNCATED
 from pipeline.vision.images import RESIZE
 from pipeline.vision.transforms import SYMMETRIES
 
-REQUIRED = ("slug", "layout", "classes", "metric", "submission", "recipes")
+REQUIRED = ("slug", "layout", "metric", "submission", "recipes")  # and `classes` for images (None: from the labels)
 SAMPLE = "sample_submission.csv"  # the default; Kaggle's other spellings of it are found too (submission.py)
 
 
@@ -69,12 +70,33 @@ class Competition:
     references: dict[str, float] | None = affects(default=None)  # reference scores, e.g. Kaggle's medal thresholds
     search: dict | None = affects(default=None)  # a search space for `pipeline tune` (search.py)
     truncated_images: str = affects("data", default="refuse")  # JPEGs cut short: "refuse" (unreadable) or "keep" (see images)
+    features: Callable[[pd.DataFrame], pd.DataFrame] | None = affects("data", default=None)  # a table's own features (tables/layout.py)
+    # a table's target range, which the network's output is squashed into (fast.ai's y_range); set
+    # from the training targets by with_range
+    target_range: tuple[float, float] | None = affects("train", default=None)
+
+    @property
+    def table(self) -> bool:
+        return isinstance(self.layout, Table)
 
     @property
     def task(self) -> Task:
-        """What the model learns (tasks.py): tags when the layout says each image has any number
-        of them, else one class."""
+        """What the model learns (tasks.py): a table's number, tags when the layout says each image
+        has any number of them, else one class."""
+        if self.table:
+            return Regression(self.layout.transform, *(self.target_range or (None, None)))
         return MULTILABEL if self.layout.multilabel else CLASSIFICATION
+
+    def with_range(self, targets: np.ndarray) -> "Competition":
+        """The competition with its target's range set as fast.ai sets y_range: from 0 (or the
+        smallest target, if below) to 1.2x the largest, in the scale the network learns (log1p:
+        1.2x the largest log), so the squashed output can reach every target seen. It only
+        bounds the output, far above what any row reaches, so the validation rows' share in it
+        tells the model nothing."""
+        low, high = min(0.0, float(np.min(targets))), float(np.max(targets))
+        if self.layout.transform == "log1p":
+            return replace(self, target_range=(low, float(np.expm1(1.2 * np.log1p(high)))))
+        return replace(self, target_range=(low, high + 0.2 * (high - low)))
 
     @property
     def multilabel(self) -> bool:
@@ -154,6 +176,9 @@ def _from_file(name: str, path: Path) -> Competition:
     if missing:
         raise PipelineError(f"{path}: defines no {', '.join(missing)}; see competitions/digits for a template")
     fields = {k: getattr(module, k) for k in REQUIRED}
+    fields["classes"] = getattr(module, "classes", None)
+    if "classes" not in vars(module) and not isinstance(fields["layout"], Table):
+        raise PipelineError(f"{path}: defines no classes (None: the training labels'); see competitions/digits")
     if fields["classes"] is not None:
         fields["classes"] = list(fields["classes"])
         if len(set(fields["classes"])) != len(fields["classes"]):
@@ -178,7 +203,11 @@ def _from_file(name: str, path: Path) -> Competition:
     search = getattr(module, "search", None)
     if search is not None and not isinstance(search, dict):
         raise PipelineError(f"{path}: `search` maps setting names to Float(...), Int(...) or Choice(...)")
-    return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None),
+    features = getattr(module, "features", None)
+    if features is not None and not callable(features):
+        raise PipelineError(f"{path}: `features` is a function from the joined table (a DataFrame) to it with "
+                            f"columns added")
+    return Competition(name=name, folder=path.parent, make_data=getattr(module, "make_data", None), features=features,
                        symmetry=symmetry, resize=resize, preprocess=preprocess, references=references, search=search,
                        truncated_images=truncated, **fields)
 

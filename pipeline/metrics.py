@@ -65,3 +65,15 @@ accuracy = Metric("accuracy", lambda y, p: float((p.argmax(1) == y).mean()))
 log_loss = Metric("log_loss", multiclass_log_loss, higher_is_better=False)
 # planet: F2 per image favours recall, so a low starting threshold (the usual 0.2)
 f2 = Metric("f2", mean_fbeta, threshold=0.2)
+
+
+def root_mean_square_percentage_error(y: np.ndarray, p: np.ndarray) -> float:
+    """Rossmann's metric: sqrt(mean(((y - p) / y)^2)) over the rows whose true value is not 0 (a
+    closed store's day does not count)."""
+    y, p = np.asarray(y, np.float64).reshape(-1), np.asarray(p, np.float64).reshape(-1)
+    scored = y != 0
+    return float(np.sqrt(np.mean(((y[scored] - p[scored]) / y[scored]) ** 2))) if scored.any() else float("nan")
+
+
+rmspe = Metric("rmspe", root_mean_square_percentage_error, higher_is_better=False)
+rmse = Metric("rmse", lambda y, p: float(np.sqrt(np.mean((np.asarray(p).reshape(-1) - y) ** 2))), higher_is_better=False)

@@ -16,14 +16,15 @@ from pipeline.core.keys import affects
 SCHEDULES = ("1cycle", "sgdr", "constant")
 # BatchNorm statistics in the layers a phase trains (see Recipe.batchnorm)
 BATCHNORM = ("adapt", "frozen", "batch")
+SPLITS = ("stratified", "time")
 TTA_VIEWS = (1, 2, 4, 8)  # plain; + hflip; + vflip and both; + the transposed four (dihedral group)
 
 
 @dataclass(frozen=True)
 class Phase:
-    size: int = affects("train")     # square image side in pixels
     epochs: int = affects("train")
     lr: float | tuple[float, ...] | str = affects("train")  # peak rate; a tuple: one per layer group; "find": lr range test
+    size: int | None = affects("train", default=None)  # images: the square side in pixels; tables: none
     frozen: tuple[str, ...] = affects("train", default=())  # layer groups whose weights stay fixed ("early", "late", "head")
     schedule: str = affects("train", default="1cycle")  # "1cycle" (cyclical momentum 0.95-0.85-0.95), "sgdr", "constant"
     cycle_len: int = affects("train", default=1)  # sgdr: epochs in the first cycle
@@ -33,6 +34,11 @@ class Phase:
                                                  # epoch if constant); swa_round() builds the usual SWA phase
     mine: float = affects("train", default=0.0)  # before the phase: add this fraction of hardest training images...
     mine_repeat: int = affects("train", default=2)  # ...this many extra times to every epoch of the phase (mining_round())
+
+    @property
+    def pixels(self) -> str:
+        """How the logs name the phase's size: "128px", or "" for a table's rows."""
+        return f"{self.size}px" if self.size else ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class Recipe:
     # fast.ai has it (the head meets other features once the body trains: benchmarks/RESULTS.md, issue 17)
     batchnorm: str = affects("train", default="adapt")
     folds: int = affects("folds", default=5)
+    # "stratified": K folds by class (or target bins); "time": K blocks of the test period's length,
+    # the last ending where the training data ends, each trained on the rows before it only (tables)
+    split: str = affects("folds", default="stratified")
     train_folds: tuple[int, ...] | None = affects(default=None)  # None: every fold; a subset trades CV for time
     tta: int = affects("predict", default=2)  # test-time views averaged, one of TTA_VIEWS
     checkpoint: str = affects("predict", default="last")  # which weights predict: "last" epoch or "best" validation score
@@ -169,6 +178,8 @@ SETTINGS = (
     Setting("arch", str, "timm model name"),
     Setting("weights", str, "'imagenet', 'none' (train from scratch) or a weights file"),
     Setting("folds", int, "number of folds K"),
+    Setting("split", str, "folds: stratified by class, or time-ordered blocks of the test period's length, "
+            "each trained on the rows before it (a dated table)", choices=SPLITS),
     Setting("train_folds", _folds, "folds to train: 'all' or e.g. 0,1"),
     Setting("tta", int, "test-time views averaged", choices=TTA_VIEWS),
     Setting("batch_size", int, "images per batch"),
@@ -245,11 +256,14 @@ def fold_problem(folds: list[int] | tuple[int, ...], n_folds: int) -> str | None
     return None
 
 
-def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int = 8) -> None:
+def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int = 8, images: bool = True) -> None:
     """Check a recipe against the model's layer groups (and the views the competition's symmetry
-    allows) before any training starts."""
+    allows) before any training starts. `images` False: a table's, whose phases have no size and
+    whose rows have no views."""
     if recipe.tta not in TTA_VIEWS:
         raise PipelineError(f"{where}: tta={recipe.tta}; use one of {TTA_VIEWS}")
+    if not images and recipe.tta != 1:
+        raise PipelineError(f"{where}: tta={recipe.tta}, but a table's rows have no test-time views; use tta=1")
     if recipe.tta > max_views:
         raise PipelineError(f"{where}: tta={recipe.tta}, but flipped images change this competition's "
                             f"labels; use --tta {max_views} or fewer")
@@ -301,8 +315,12 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         if p.precompute and set(group_names[:-1]) - set(p.frozen):
             raise PipelineError(f"{at}: precompute needs every body group frozen: "
                                 f"set frozen={tuple(group_names[:-1])}")
-        if p.epochs < 1 or p.size < 8:
-            raise PipelineError(f"{at}: needs epochs >= 1 and size >= 8")
+        if p.epochs < 1:
+            raise PipelineError(f"{at}: needs epochs >= 1")
+        if images and (p.size is None or p.size < 8):
+            raise PipelineError(f"{at}: needs an image size of 8 or more (size=...)")
+        if not images and p.size is not None:
+            raise PipelineError(f"{at}: size={p.size}, but a table's rows have no size; leave it out")
         if p.mine and (i == 0 or not 0 < p.mine < 1 or p.mine_repeat < 1):
             raise PipelineError(f"{at}: mining needs a trained model (a phase before it), "
                                 f"a fraction in (0, 1) and mine_repeat >= 1")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.quick
 # a value other than the default for every recipe setting
 OTHER = dict(arch="test_resnet", weights="none", batch_size=7, weight_decay=0.5, label_smoothing=0.1, random_crop=0.5,
              oversample="max", batchnorm="frozen", folds=4, train_folds=(1,), tta=8, checkpoint="best", snapshots=2,
-             mixup=0.2, cutmix=1.0, ema=0.99, seed=5, phases=(Phase(size=64, epochs=1, lr=1e-3),))
+             mixup=0.2, cutmix=1.0, ema=0.99, seed=5, split="time", phases=(Phase(size=64, epochs=1, lr=1e-3),))
 
 
 def test_every_setting_says_what_it_affects():
@@ -52,6 +52,7 @@ def test_each_setting_changes_the_keys_of_the_stages_it_affects_and_no_other():
         assert key(changed, comp) != key(base, comp), f.name
     assert key(base, replace(comp, symmetry="dihedral")) != key(base, comp)
     assert key(base, replace(comp, classes=comp.classes[:-1])) != key(base, comp)
+    assert key(base, replace(comp, target_range=(0.0, 9.0))) != key(base, comp)
     assert key(base, replace(comp, references={"gold": 1.0}, slug="other")) == key(base, comp)
 
 

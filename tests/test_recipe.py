@@ -46,14 +46,15 @@ def test_every_setting_is_a_flag_and_reaches_the_recipe():
     argv = ["run", "x", "--arch", "resnet18", "--weights", "none", "--folds", "4", "--train-folds", "all",
             "--tta", "8", "--batch-size", "16", "--checkpoint", "best", "--seed", "3", "--oversample", "0.5",
             "--random-crop", "0.6", "--snapshots", "2", "--swa", "2", "--swa-schedule", "constant",
-            "--hard-negatives", "0.1", "--batchnorm", "frozen", "--mixup", "0.2", "--cutmix", "1.0", "--ema", "0.99"]
+            "--hard-negatives", "0.1", "--batchnorm", "frozen", "--mixup", "0.2", "--cutmix", "1.0", "--ema", "0.99",
+            "--split", "time"]
     args = parser().parse_args(argv)
     recipe = replace(RECIPE, train_folds=(0,)).with_overrides(**{s.name: getattr(args, s.name) for s in SETTINGS})
     assert (recipe.arch, recipe.weights, recipe.folds, recipe.train_folds, recipe.tta, recipe.batch_size) == \
         ("resnet18", "none", 4, None, 8, 16)
     assert (recipe.checkpoint, recipe.seed, recipe.oversample, recipe.snapshots) == ("best", 3, 0.5, 2)
     assert recipe.random_crop == 0.6 and recipe.batchnorm == "frozen"
-    assert (recipe.mixup, recipe.cutmix, recipe.ema) == (0.2, 1.0, 0.99)
+    assert (recipe.mixup, recipe.cutmix, recipe.ema, recipe.split) == (0.2, 1.0, 0.99, "time")
     assert [(p.swa, p.mine, p.schedule) for p in recipe.phases[2:]] == [(False, 0.1, "1cycle"), (True, 0.0, "constant")]
     assert len(SETTINGS) == len(argv[2:]) // 2  # every setting was given above
     unset = parser().parse_args(["run", "x"])

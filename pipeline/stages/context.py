@@ -23,7 +23,11 @@ from pipeline.preprocess import tag as preprocess_tag
 from pipeline.recipe import Recipe, validate as validate_recipe
 from pipeline.stages import submission as sub
 from pipeline.training.models import GROUP_NAMES, create_model
+from pipeline.stages.source import Source
+from pipeline.tables.model import widths
+from pipeline.tables.source import TableSource
 from pipeline.vision.images import ImageCache
+from pipeline.vision.source import ImageSource
 from pipeline.vision.transforms import SYMMETRIES
 
 
@@ -41,11 +45,10 @@ class Run:
     workdir: Workdir
     data_dir: Path
     dev: Device
-    train: pd.DataFrame             # id, path, label
-    targets: np.ndarray             # per training image: class index, or 0/1 tag row (labels.py)
-    test: pd.DataFrame              # id, path
-    train_images: ImageCache
-    test_images: ImageCache
+    train: pd.DataFrame             # id, label (and an image's path)
+    targets: np.ndarray             # per training example: class index, 0/1 tag row or number (tasks.py)
+    test: pd.DataFrame              # id (and an image's path)
+    source: Source                  # the examples themselves: images, or a table's rows (source.py)
     keys: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
     log: Callable = say
@@ -64,6 +67,14 @@ class Run:
 
     def fold_dir(self, k: int) -> Path:
         return self.run_dir / f"fold{k}"
+
+    @property
+    def train_images(self) -> ImageCache:
+        return self.source.train_images
+
+    @property
+    def test_images(self) -> ImageCache:
+        return self.source.test_images
 
 
 def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = None, run: str | None = None,
@@ -95,11 +106,37 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
                                 f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
         recipe = comp.recipes[recipe_name]
     recipe = recipe.with_overrides(**overrides)
-    validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry])
+    validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry],
+                    images=not comp.table)
     if parallel == "data" and recipe.batch_size % ranks.world:
         raise PipelineError(f"batch size {recipe.batch_size} is the global batch and must split evenly over "
                             f"{ranks.world} ranks; use --batch-size {recipe.batch_size // ranks.world * ranks.world or ranks.world}")
     data_dir = ranks.on_main(lambda: find_or_fetch(comp, data, workdir, log))  # (one download)
+    found = (_table if comp.table else _images)(comp, data_dir, workdir, recipe, log)
+    r = Run(recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir, data_dir=data_dir,
+            dev=dev, log=log, ranks=ranks, parallel=parallel, sync_bn=sync_bn, **found)
+    comp = r.comp
+    ranks.agree("the settings and the data", fingerprint(asdict(recipe), r.keys["data"], comp.name, r.name))
+    r.times["data"] = time.time() - t0
+    return r
+
+
+def _table(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, log: Callable) -> dict:
+    """A table's rows (tables/source.py), read once and cached; its target's range set from them."""
+    widths(recipe.arch)  # an unknown --arch: said now
+    source = TableSource(comp.layout, data_dir, workdir.cache(comp.name), comp.features, log=log)
+    train_ids, test_ids = source.ids()
+    target = source.targets()
+    comp = comp.with_range(target.to_numpy())
+    test = pd.DataFrame({"id": test_ids})
+    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
+    train = pd.DataFrame({"id": train_ids, "label": target.to_numpy()})
+    return dict(comp=comp, train=train, targets=comp.targets(train["label"]), test=test, source=source,
+                keys={"data": fingerprint(source.key, comp.target_range)})
+
+
+def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, log: Callable) -> dict:
+    """The image tables (layouts.py) and their decoded-image caches (images.py)."""
     for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
         log(f"{comp.name}: {line}")
     train = comp.layout.train(data_dir, comp.classes)
@@ -117,19 +154,15 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
     cache = workdir.cache(comp.name)
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
-    r = Run(comp=comp, recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir,
-            data_dir=data_dir, dev=dev, train=train, targets=comp.targets(train["label"]), test=test,
-            train_images=ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
-                                    preprocess=comp.preprocess, truncated=comp.truncated_images),
-            test_images=ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
-                                   preprocess=comp.preprocess, truncated=comp.truncated_images), log=log,
-            ranks=ranks, parallel=parallel, sync_bn=sync_bn)
+    source = ImageSource(
+        ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
+                   preprocess=comp.preprocess, truncated=comp.truncated_images),
+        ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
+                   preprocess=comp.preprocess, truncated=comp.truncated_images), comp.symmetry)
     made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
     made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
-    r.keys["data"] = fingerprint(train_files, list(train["label"]), test_files, *made)
-    ranks.agree("the settings and the data", fingerprint(asdict(recipe), r.keys["data"], comp.name, r.name))
-    r.times["data"] = time.time() - t0
-    return r
+    return dict(comp=comp, train=train, targets=comp.targets(train["label"]), test=test, source=source,
+                keys={"data": fingerprint(train_files, list(train["label"]), test_files, *made)})
 
 
 def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log: Callable = say) -> Path:

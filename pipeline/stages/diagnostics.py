@@ -53,7 +53,8 @@ def training_curves(fold_dir: Path, metric: str, path: Path) -> None:
         size = history.loc[history["phase"] == phase, "size"].iloc[0]
         for ax in (loss_ax, metric_ax, lr_ax):
             ax.axvline(start, color="0.6", ls=":", lw=1)
-        loss_ax.text(start, loss_ax.get_ylim()[1], f" phase {phase + 1}, {size}px", va="top", fontsize=7)
+        where = f", {size:.0f}px" if pd.notna(size) else ""  # (a table's phases have no size)
+        loss_ax.text(start, loss_ax.get_ylim()[1], f" phase {phase + 1}{where}", va="top", fontsize=7)
     fig.suptitle(f"{fold_dir.parent.name} / {fold_dir.name}")
     fig.tight_layout()
     save_png(fig, path)

@@ -20,8 +20,6 @@ from pipeline.core.device import Device
 from pipeline.recipe import Recipe
 from pipeline.training.averages import MovingAverage, WeightAverage
 from pipeline.training.tasks import Task
-from pipeline.vision.images import ImageCache
-from pipeline.vision.predict import load_checkpoint, predict_views
 
 
 AVERAGED = {a.file: a.name for a in (WeightAverage, MovingAverage)}  # file -> ingredient name
@@ -53,22 +51,22 @@ def members(fold_dir: Path, recipe: Recipe) -> tuple[Path, list[Path]]:
     return base, (chosen or [base]) + averaged
 
 
-def predict_fold(base: Path, members: list[Path], *, train_images: ImageCache, valid: np.ndarray,
-                 test_images: ImageCache, recipe: Recipe, task: Task, dev: Device, desc: str):
-    """(OOF probabilities per ingredient, the last being what the fold predicts; the ensemble's test
-    probabilities; predict seconds per member). Each set of weights predicts once, however many
-    names it has (last.pt is also the last snapshot), and only ensemble members predict the test set."""
+def predict_fold(base: Path, members: list[Path], *, source, inputs, valid: np.ndarray, recipe: Recipe, task: Task,
+                 dev: Device, desc: str):
+    """(OOF predictions per ingredient, the last being what the fold predicts; the ensemble's test
+    predictions; predict seconds per member), from the run's `source` (stages/source.py) and the
+    fold's `inputs`. Each set of weights predicts once, however many names it has (last.pt is
+    also the last snapshot), and only ensemble members predict the test set."""
     preds, seconds = {}, {}
     for path in [base] + members:
         t0 = time.time()
-        model, ckpt = load_checkpoint(path, dev)
+        model, ckpt = source.load(path, inputs, dev)
         same = path.name if path.name in AVERAGED else (ckpt["phase"], ckpt["epoch"])
         if same not in preds:
-            preds[same] = {"oof": predict_views(model, train_images[ckpt["size"]], recipe.tta, dev,
-                                                recipe.batch_size * 2, f"{desc} OOF {path.stem}", task, rows=valid)}
+            preds[same] = {"oof": source.predict(model, ckpt, inputs, valid, recipe, dev, task, f"{desc} OOF {path.stem}")}
         if path in members and "test" not in preds[same]:
-            preds[same]["test"] = predict_views(model, test_images[ckpt["size"]], recipe.tta, dev,
-                                                recipe.batch_size * 2, f"{desc} test {path.stem}", task)[0]
+            preds[same]["test"] = source.predict(model, ckpt, inputs, None, recipe, dev, task,
+                                                 f"{desc} test {path.stem}")[0]
         preds[path] = preds[same]
         seconds[path.stem] = seconds.get(path.stem, 0.0) + time.time() - t0
     plain, views = 1, recipe.tta  # index 1: the plain view alone; 0: the mean over the TTA views
@@ -96,5 +94,6 @@ def describe(run_dir: Path) -> str:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             scores = "  ".join(f"{k} {v:.4f}" for k, v in ckpt["history"].items()
                                if k not in ("phase", "epoch", "size", "seconds"))
-            lines.append(f"  {fold_dir.name}  {path.stem:<16} {ckpt['size']:>4}px  {scores}")
+            size = f"{ckpt['size']:>4}px" if ckpt.get("size") else ""
+            lines.append(f"  {fold_dir.name}  {path.stem:<16} {size}  {scores}")
     return "\n".join(lines)

@@ -13,7 +13,9 @@ from pipeline.core.files import read_json, write_json, write_parquet
 from pipeline.core.workdir import Workdir
 from pipeline.stages import thresholds
 from pipeline.stages.context import Run
-from pipeline.stages.train import own_folds
+from pipeline.stages.train import own_folds, read_folds
+from pipeline.tables import diagnostics as tables_diagnostics
+from pipeline.training.folds import training_rows
 
 
 def predict_stage(r: Run, folds: np.ndarray) -> None:
@@ -23,9 +25,9 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     mine = {}
     for k in own_folds(r):  # (with several ranks: each its own folds, or every fold split by image)
         base, members = ensemble.members(r.fold_dir(k), r.recipe)
-        mine[k] = ensemble.predict_fold(base, members, train_images=r.train_images, valid=np.flatnonzero(folds == k),
-                                        test_images=r.test_images, recipe=r.recipe, task=r.comp.task, dev=r.dev,
-                                        desc=f"fold {k}")
+        inputs = r.source.inputs(training_rows(folds, k, r.recipe.split))
+        mine[k] = ensemble.predict_fold(base, members, source=r.source, inputs=inputs, valid=np.flatnonzero(folds == k),
+                                        recipe=r.recipe, task=r.comp.task, dev=r.dev, desc=f"fold {k}")
     if r.parallel == "folds":
         mine = {k: v for part in r.ranks.gather(mine) for k, v in part.items()}
     if not r.ranks.main:
@@ -108,16 +110,26 @@ def submit_stage(r: Run) -> None:
     mean = preds.groupby("id", sort=False)[columns(r)].mean()  # fold ensemble: average probabilities
     out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, task=r.comp.task,
                     thresholds=read_thresholds(r))
+    if hasattr(r.source, "known"):  # a table's rows whose answer its definition knows (a closed store sells nothing)
+        known = pd.Series(r.source.known(), index=r.test["id"]).reindex(out[spec.id_column]).to_numpy()
+        given = ~np.isnan(known)
+        out.loc[given, spec.label_column] = known[given]
+        r.log(f" {int(given.sum())} of {len(out)} test rows answered by the definition's rules "
+              f"({', '.join(f'{q} -> {a}' for q, a in r.comp.layout.known.items())})")
     sub.validate(out, sample, classes, spec, r.comp.task)
     sub.write(out, r.submission_path)
 
 
 def diagnostics_stage(r: Run) -> None:
-    """Curves per fold, confusion matrix and per-class table, top-loss images (diagnostics.py)."""
+    """Curves per fold, confusion matrix and per-class table, top-loss images (diagnostics.py);
+    for a table, residuals by column and a learned embedding (tables/diagnostics.py)."""
     out, classes = r.run_dir / "diagnostics", r.comp.classes
     for k in r.recipe.fold_list():
         diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
+    if r.comp.table:
+        table_diagnostics(r, oof, out)
+        return
     y, probs, tuned = r.comp.targets(oof["label"]), oof[columns(r)].to_numpy(), read_thresholds(r)
     size = r.recipe.phases[-1].size
     positions = pd.Index(r.train["id"]).get_indexer(oof["id"])
@@ -131,6 +143,25 @@ def diagnostics_stage(r: Run) -> None:
     pairs = diagnostics.confusion(y, probs, classes, out)
     top = ", ".join(f"{p.true} as {p.predicted} ({p.count})" for p in pairs.head(3).itertuples())
     r.log(f" most confused: {top or 'nothing'}; plots and tables in {out}")
+
+
+def table_diagnostics(r: Run, oof: pd.DataFrame, out) -> None:
+    """Residuals by each categorical column with few values, over the OOF rows; the embedding of
+    the column with the most values (the stores) and of the one with the fewest beyond two (the
+    days of the week), from the last trained fold's model."""
+    rows = pd.Index(r.train["id"]).get_indexer(oof["id"])
+    y, p = r.comp.task.in_units(r.comp.targets(oof["label"]), oof[columns(r)].to_numpy())
+    table = tables_diagnostics.residuals(r.source.train.iloc[rows], r.source.categorical, y, p, r.comp.metric, out)
+    k = r.recipe.fold_list()[-1]
+    inputs = r.source.inputs(training_rows(read_folds(r), k, r.recipe.split))
+    model, _ = r.source.load(r.fold_dir(k) / "last.pt", inputs, r.dev)
+    cats = inputs.encoding.categories
+    sizes = {c: len(v) for c, v in cats.items() if len(v) > 2}
+    for c in dict.fromkeys([max(sizes, key=sizes.get), min(sizes, key=sizes.get)]) if sizes else []:
+        tables_diagnostics.embedding_map(model.cpu(), inputs.encoding.categorical, cats, c, out / f"embedding_{c}.png")
+    worst = table.sort_values(r.comp.metric.name, ascending=not r.comp.metric.higher_is_better).tail(3)
+    r.log(f" hardest: {', '.join(f'{w.column}={w.value} ({r.comp.metric.name} {w[r.comp.metric.name]:.4f})' for _, w in worst.iterrows())}; "
+          f"plots and tables in {out}")
 
 
 def scores_stage(r: Run) -> dict:

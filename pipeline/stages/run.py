@@ -57,8 +57,9 @@ def run_all(r: Run) -> dict | None:
 def run_stages(r: Run) -> dict:
     rc = r.recipe
     trained = rc.fold_list()
+    what = "rows" if r.comp.table else "images"
     r.log(f"{r.comp.name}: recipe {r.recipe_name}, {rc.arch} ({rc.weights} weights), {len(r.train)} train / "
-          f"{len(r.test)} test images from {r.data_dir}, device {r.dev.device}; run folder {r.run_dir}")
+          f"{len(r.test)} test {what} from {r.data_dir}, device {r.dev.device}; run folder {r.run_dir}")
     if len(trained) < rc.folds:
         r.log(f"training folds {','.join(map(str, trained))} of {rc.folds} (recipe {r.recipe_name!r}); "
               f"--train-folds all trains every fold")
@@ -79,10 +80,10 @@ def run_stages(r: Run) -> dict:
     stage(r, "submit", fingerprint(decided, settings_for(r.comp, "submit"),
                                    files_fingerprint([sample_file]) if sample_file else None),
           [r.submission_path], lambda: submit_stage(r), alone=True)
-    table = "per_class.csv" if r.comp.multilabel else "confusion.csv"
-    stage(r, "diagnostics", fingerprint(decided, fold_keys),
-          [r.run_dir / "diagnostics" / f for f in (table, "top_losses.png")], lambda: diagnostics_stage(r),
-          alone=True)
+    made = (("residuals.csv", "residuals.png") if r.comp.table else
+            ("per_class.csv" if r.comp.multilabel else "confusion.csv", "top_losses.png"))
+    stage(r, "diagnostics", fingerprint(decided, fold_keys), [r.run_dir / "diagnostics" / f for f in made],
+          lambda: diagnostics_stage(r), alone=True)
     if not r.ranks.main:
         return None
     t0 = time.time()

@@ -19,11 +19,9 @@ from pipeline.stages import ensemble
 from pipeline.stages.context import Run, say
 from pipeline.stages.engine import holding, stage
 from pipeline.training.checkpoints import snapshot_name, unloadable
-from pipeline.training.folds import FoldData, assign_folds
+from pipeline.training.folds import FoldData, assign_folds, time_folds, training_rows
 from pipeline.training.lr_find import plot
-from pipeline.training.models import create_model
 from pipeline.training.trainer import fit, phase_range_test
-from pipeline.vision.inputs import Images
 
 
 def folds_stage(r: Run) -> np.ndarray:
@@ -31,7 +29,14 @@ def folds_stage(r: Run) -> np.ndarray:
     def split():
         if not r.ranks.main:
             return
-        folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes, r.comp.task)
+        if r.recipe.split == "time":
+            if not hasattr(r.source, "days"):
+                raise PipelineError(f"split 'time' needs dated rows (a table with a `date`); "
+                                    f"{r.comp.name} has none: use --split stratified")
+            days, horizon = r.source.days()
+            folds = time_folds(days, r.recipe.folds, horizon)
+        else:
+            folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes, r.comp.task)
         write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
     stage(r, "folds", fingerprint(r.keys["data"], settings_for(r.recipe, "folds")), [r.run_dir / "folds.csv"], split)
     return read_folds(r)
@@ -61,8 +66,7 @@ def own_folds(r: Run) -> list[int]:
 
 
 def train_stage(r: Run, folds: np.ndarray) -> None:
-    r.train_images.prepare(sorted({p.size for p in r.recipe.phases}))
-    r.test_images.prepare([r.recipe.phases[-1].size])  # a corrupt test image is said now, not after training
+    r.source.prepare(r.recipe)
     features: dict = {}  # body activations of the untouched pretrained body, shared by folds
     log = functools.partial(say, f"[rank {r.ranks.rank}]") if r.parallel == "folds" else r.log  # (its own folds)
     for k in own_folds(r):
@@ -74,10 +78,11 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
         if r.dev.group.main:  # (training it again: killed half way, it must not pass for done)
             done.unlink(missing_ok=True)
         log(f" fold {k} of {r.recipe.folds}")
-        for line in one_step_epochs(r.recipe.batch_size, int((folds != k).sum()), k):
+        data = fold_data(r, folds, k)
+        for line in one_step_epochs(r.recipe.batch_size, len(data.train_idx), k):
             log(line)
-        model = fresh_model(r)
-        fit(model, r.recipe, fold_data(r, folds, k), r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
+        model = fresh_model(r, data.inputs)
+        fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
             feature_cache=features, log=log, on_epoch=r.on_epoch)
         if r.dev.group.main:  # (the fold's one writer: rank 0, or under --parallel folds its owner)
             write_json(done, {"key": key})
@@ -112,16 +117,18 @@ def fold_trained(r: Run, k: int, log: Callable | None = None) -> bool:
     return True
 
 
-def fresh_model(r: Run) -> torch.nn.Module:
+def fresh_model(r: Run, inputs=None) -> torch.nn.Module:
+    """The model a fold starts from, for the fold's `inputs` (a table's embeddings are sized by them)."""
     torch.manual_seed(r.recipe.seed)  # any freshly initialised layers start the same every run
-    model = create_model(r.recipe.arch, len(r.comp.classes), r.recipe.weights)
+    model = r.source.model(r.recipe, len(r.comp.task.columns(r.comp.classes)), inputs)
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if r.sync_bn else model
 
 
 def fold_data(r: Run, folds: np.ndarray, k: int) -> FoldData:
-    return FoldData(inputs=Images(r.train_images, r.comp.symmetry), labels=r.targets,
-                    train_idx=np.flatnonzero(folds != k), valid_idx=np.flatnonzero(folds == k), task=r.comp.task,
-                    ids=r.train["id"].to_numpy(), classes=r.comp.classes)
+    rows = training_rows(folds, k, r.recipe.split)
+    return FoldData(inputs=r.source.inputs(rows, f"fold {k}: "), labels=r.targets, train_idx=rows,
+                    valid_idx=np.flatnonzero(folds == k), task=r.comp.task, ids=r.train["id"].to_numpy(),
+                    classes=r.comp.classes)
 
 
 def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
@@ -142,8 +149,9 @@ def _range_test(r: Run, phase: int, k: int, steps: int) -> str:
     phases = r.recipe.phases
     r.run_dir.mkdir(parents=True, exist_ok=True)
     folds, pi = folds_stage(r), phase - 1
-    r.train_images.prepare(sorted({p.size for p in phases[:phase]}))
-    model, data = fresh_model(r), fold_data(r, folds, k)
+    r.source.prepare(replace(r.recipe, phases=phases[:phase]))
+    data = fold_data(r, folds, k)
+    model = fresh_model(r, data.inputs)
     if pi > 0:
         snap = r.fold_dir(k) / "snapshots" / snapshot_name(pi - 1, phases[pi - 1].epochs - 1)
         if (read_json(r.fold_dir(k) / "done.json", {}) or {}).get("key") == train_key(r, k) and snap.exists():
@@ -161,7 +169,7 @@ def _range_test(r: Run, phase: int, k: int, steps: int) -> str:
     result = phase_range_test(model, r.recipe, pi, data, dev=r.dev, steps=steps)
     png = r.run_dir / f"lr_find_phase{phase}_fold{k}.png"
     p = phases[pi]
-    plot(result, png, f"{r.comp.name}, phase {phase} ({p.size}px, frozen: {', '.join(p.frozen) or 'none'}), fold {k}")
+    plot(result, png, f"{r.comp.name}, phase {phase} ({p.pixels + ', ' if p.size else ''}frozen: {', '.join(p.frozen) or 'none'}), fold {k}")
     ends = "the loss blew up" if result.diverged else f"ran all {steps} steps without the loss blowing up"
     if not result.fell:
         ends += "; the loss never fell: check the labels, the frozen groups, and --steps"

@@ -94,7 +94,7 @@ def settle(net: nn.Module, pi: int, name: str, recipe: Recipe, data: FoldData, m
     valid_ds = inputs.dataset(data.valid_idx, data.labels, phase, recipe, dev)
     valid_loss, probs = validate(net, valid_ds, recipe.batch_size * 2, prepare, dev, data.task)
     score = metric(*data.task.in_units(data.labels[data.valid_idx], probs))
-    log(f"  {name}: averaged weights with BatchNorm recomputed at {phase.size}px  valid_loss {valid_loss:.4f}  "
+    log(f"  {name}: averaged weights with BatchNorm recomputed{' at ' * bool(phase.size)}{phase.pixels}  valid_loss {valid_loss:.4f}  "
         f"{metric.name} {score:.4f}  {time.time() - t0:.0f}s")
     row = {"phase": pi, "epoch": phase.epochs - 1, "size": phase.size, "valid_loss": valid_loss, metric.name: score}
     if dev.group.main:

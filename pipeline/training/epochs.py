@@ -78,7 +78,7 @@ def validate(model, dataset, batch_size: int, prepare: Callable, dev: Device, ta
     model.eval()
     share = dev.group.share(len(dataset))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, share.tolist()), batch_size,
-                                         num_workers=dev.workers if len(share) else 0)
+                                         num_workers=dev.workers if len(share) else 0, collate_fn=collate(dataset))
     loss, probs = 0.0, []
     for x, y in loader:
         with dev.autocast():
@@ -96,7 +96,7 @@ def body_features(model, dataset, prepare: Callable, dev: Device, batch_size: in
     model.eval()
     share = dev.group.share(len(dataset))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, share.tolist()), batch_size,
-                                         num_workers=dev.workers if len(share) else 0)
+                                         num_workers=dev.workers if len(share) else 0, collate_fn=collate(dataset))
     out = []
     for x in progress_bar(loader, "precompute activations", unit="batches"):
         with dev.autocast():
@@ -134,9 +134,15 @@ def epoch_loader(train_ds, order: np.ndarray, batch_size: int, seed: int, dev: D
     if shard and dev.group.active:
         batches = _RankSlices(batches, rank, dev.group.world)
     return torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, order.tolist()), batch_sampler=batches,
-                                       generator=generator, num_workers=dev.workers,
+                                       generator=generator, num_workers=dev.workers, collate_fn=collate(train_ds),
                                        worker_init_fn=functools.partial(_seed_worker, rank=rank),
                                        pin_memory=dev.device.type == "cuda")
+
+
+def collate(dataset):
+    """The dataset's own collation when it fetches a whole batch at once (`__getitems__`, as a
+    table's rows do), else torch's default, which stacks examples one by one."""
+    return getattr(dataset, "collate", None)
 
 
 def _seed_worker(worker_id: int, rank: int = 0) -> None:

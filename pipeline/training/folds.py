@@ -32,6 +32,28 @@ def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str] | No
     return folds
 
 
+def time_folds(days: np.ndarray, n_folds: int, horizon: int) -> np.ndarray:
+    """Time-ordered folds: fold K-1 holds the last `horizon` days of the data (the competition's
+    split: the test is the period that follows), fold K-2 the `horizon` days before those, and so
+    on; -1 the rows before every block, trained on, never validated. Fold k trains on the rows
+    before its block only (training_rows): a model never sees the days after those it is scored on."""
+    end = int(days.max()) + 1
+    folds = np.full(len(days), -1, dtype=np.int64)
+    for k in range(n_folds):
+        stop = end - (n_folds - 1 - k) * horizon
+        folds[(days >= stop - horizon) & (days < stop)] = k
+    if not (folds == -1).any() or any(not (folds == k).any() for k in range(n_folds)):
+        span = end - int(days.min())
+        raise PipelineError(f"{n_folds} time-ordered folds of {horizon} days need more than {n_folds * horizon} days "
+                            f"of training data; it spans {span}: use --folds {max(1, span // horizon - 1)} or fewer")
+    return folds
+
+
+def training_rows(folds: np.ndarray, k: int, split: str) -> np.ndarray:
+    """The rows fold k trains on: every other fold's, or under a time split those before its block."""
+    return np.flatnonzero(folds < k if split == "time" else folds != k)
+
+
 def iterative_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011). The rarest tag still to
     place goes first: each image carrying it goes to the fold that most lacks that tag (ties: the

@@ -228,7 +228,7 @@ def run_epoch(setup: PhaseSetup, epoch: int, extra: np.ndarray | None, metric: M
     """Train one epoch of the phase (`after_step()` after each step), validate, add the epoch's
     rows to `progress`; returns the epoch's history row."""
     t0, phase, pi, dev = time.time(), setup.phase, setup.index, setup.dev
-    where = f"phase {pi + 1}/{len(setup.recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.size}px"
+    where = f"phase {pi + 1}/{len(setup.recipe.phases)} epoch {epoch + 1}/{phase.epochs} {phase.pixels}"
     train_dl = setup.loader(epoch, extra)
     setup.train_mode()
     rows = train_one_epoch(setup.train_net, train_dl, setup.optimizer, phase=phase, epoch=epoch,

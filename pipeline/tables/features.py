@@ -1,0 +1,59 @@
+"""The features fast.ai's structured-data lesson adds to a dated table (Rossmann): the parts of
+the date, and per group (each store) the days since the last and until the next event (promo,
+state holiday, school holiday). All vectorised over the whole frame: sorted once by group and
+date, events carried forward and back with a grouped fill; no Python per row.
+
+Events are read off the calendar the data gives for every row, test rows included (a promo is
+planned, a holiday is known): these are lookups, not statistics fitted on anything."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DATE_PARTS = ("Year", "Month", "Week", "Day", "Dayofweek", "Dayofyear", "Is_month_start", "Is_month_end")
+
+
+def date_columns(date: str) -> list[str]:
+    return [f"{date}{p}" for p in DATE_PARTS]
+
+
+def event_columns(events: tuple[str, ...]) -> list[str]:
+    return [f"{e}{side}" for e in events for side in ("_since", "_until")]
+
+
+def add_date_parts(frame: pd.DataFrame, date: str) -> pd.DataFrame:
+    """Year, month, ISO week, day of month, day of week, day of year, month start and end: each a
+    categorical column, so the network learns a value for each (a December, a Monday)."""
+    d = frame[date].dt
+    parts = {"Year": d.year, "Month": d.month, "Week": d.isocalendar().week.astype(np.int64), "Day": d.day,
+             "Dayofweek": d.dayofweek, "Dayofyear": d.dayofyear, "Is_month_start": d.is_month_start,
+             "Is_month_end": d.is_month_end}
+    return frame.assign(**{f"{date}{k}": v.to_numpy() for k, v in parts.items()})
+
+
+def is_event(values: pd.Series) -> np.ndarray:
+    """A day with the event: a value other than 0, "0", False or missing (StateHoliday "a" is one)."""
+    v = values.to_numpy(object) if values.dtype == object or pd.api.types.is_string_dtype(values) else values.to_numpy()
+    return pd.notna(v) & (v != 0) & (v != "0") & (v != False)  # noqa: E712 (elementwise)
+
+
+def add_events(frame: pd.DataFrame, date: str, group: str | None, events: tuple[str, ...]) -> pd.DataFrame:
+    """`<event>_since`: days since the group's last day with the event (0 on the day itself);
+    `<event>_until`: days until its next. Missing where the data holds no such day."""
+    if not events:
+        return frame
+    keys = [group, date] if group else [date]
+    order = np.lexsort([frame[k].to_numpy() for k in reversed(keys)])
+    days = frame[date].to_numpy().astype("datetime64[D]").astype(np.int64)[order].astype(np.float64)
+    by = frame[group].to_numpy()[order] if group else np.zeros(len(frame))
+    new = {}
+    for e in events:
+        on = pd.Series(np.where(is_event(frame[e])[order], days, np.nan))
+        grouped = on.groupby(by, sort=False)
+        since = days - grouped.ffill().to_numpy()
+        until = grouped.bfill().to_numpy() - days
+        back = np.empty(len(frame))
+        for name, values in ((f"{e}_since", since), (f"{e}_until", until)):
+            back[order] = values
+            new[name] = back.copy()
+    return frame.assign(**new)
