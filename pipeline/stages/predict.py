@@ -147,7 +147,7 @@ def diagnostics_stage(r: Run) -> None:
 
 def table_diagnostics(r: Run, oof: pd.DataFrame, out) -> None:
     """Residuals by each categorical column with few values, over the OOF rows; the embedding of
-    the column with the most values (the stores) and of the one with the fewest beyond two (the
+    the column with the most values (the stores) and of the one with the fewest, five or more (the
     days of the week), from the last trained fold's model."""
     rows = pd.Index(r.train["id"]).get_indexer(oof["id"])
     y, p = r.comp.task.in_units(r.comp.targets(oof["label"]), oof[columns(r)].to_numpy())
@@ -156,7 +156,7 @@ def table_diagnostics(r: Run, oof: pd.DataFrame, out) -> None:
     inputs = r.source.inputs(training_rows(read_folds(r), k, r.recipe.split))
     model, _ = r.source.load(r.fold_dir(k) / "last.pt", inputs, r.dev)
     cats = inputs.encoding.categories
-    sizes = {c: len(v) for c, v in cats.items() if len(v) > 2}
+    sizes = {c: len(v) for c, v in cats.items() if len(v) >= 5}
     for c in dict.fromkeys([max(sizes, key=sizes.get), min(sizes, key=sizes.get)]) if sizes else []:
         tables_diagnostics.embedding_map(model.cpu(), inputs.encoding.categorical, cats, c, out / f"embedding_{c}.png")
     worst = table.sort_values(r.comp.metric.name, ascending=not r.comp.metric.higher_is_better).tail(3)
