@@ -172,7 +172,7 @@ def scores_stage(r: Run) -> dict:
     folds = [{"fold": int(k), "images": len(df), metric.name: scored(df)} for k, df in oof.groupby("fold")]
     result = {
         "competition": r.comp.name, "run": r.name, "metric": metric.name,
-        "higher_is_better": metric.higher_is_better,
+        "higher_is_better": metric.higher_is_better, "examples": "rows" if r.comp.table else "images",
         "folds": folds, "oof": scored(oof), "oof_images": len(oof),
         "mean": float(np.mean([f[metric.name] for f in folds])),
         "std": float(np.std([f[metric.name] for f in folds])),

@@ -103,7 +103,7 @@ def format_scores(result: dict) -> str:
     m = result["metric"]
     lines = [f"{result['competition']} / run {result['run']}: folds "
              f"{','.join(map(str, result['trained_folds']))} of {result['total_folds']}",
-             f"{'fold':>6} {'images':>7} {m:>10}"]
+             f"{'fold':>6} {result.get('examples', 'images'):>7} {m:>10}"]
     lines += [f"{f['fold']:>6} {f['images']:>7} {f[m]:>10.4f}" for f in result["folds"]]
     spread = (f"(fold mean {result['mean']:.4f} ± {result['std']:.4f})" if len(result["folds"]) > 1
               else "(one fold: --train-folds all for the spread over folds)")
