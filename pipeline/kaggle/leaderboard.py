@@ -15,6 +15,7 @@ from pipeline.core.files import file_sha1, read_json
 from pipeline.core.workdir import Workdir
 from pipeline.kaggle.locate import find_data, not_found
 from pipeline.stages import submission as sub
+from pipeline.tables.layout import submission_ids
 
 
 def submit(comp_name: str, run: str | None, message: str, data: str | None, workdir: Workdir) -> str:
@@ -30,10 +31,14 @@ def submit(comp_name: str, run: str | None, message: str, data: str | None, work
     data_dir = find_data(comp, data, workdir)
     if data_dir is None:
         raise PipelineError(f"{not_found(comp, workdir)}; its sample submission checks the file before sending")
-    if comp.classes is None:
-        comp = comp.with_classes(comp.layout.train(data_dir, None)["label"])
-    sample = sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission,
-                             list(comp.layout.test(data_dir)["id"]), comp.classes)
+    if comp.table:  # (a table's rows are its test file's ids; it has no classes)
+        test_ids, test_file = submission_ids(comp.layout, data_dir), data_dir / comp.layout.test
+    else:
+        if comp.classes is None:
+            comp = comp.with_classes(comp.layout.train(data_dir, None)["label"])
+        test_ids, test_file = list(comp.layout.test(data_dir)["id"]), None
+    sample = sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, test_ids, comp.classes,
+                             test_file)
     try:
         sub.validate(pd.read_csv(path, dtype=str, keep_default_na=False), sample, comp.classes, comp.submission,
                      comp.task)

@@ -129,7 +129,8 @@ def _table(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, 
     target = source.targets()
     comp = comp.with_range(target.to_numpy())
     test = pd.DataFrame({"id": test_ids})
-    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
+    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes,
+                    data_dir / comp.layout.test)
     train = pd.DataFrame({"id": train_ids, "label": target.to_numpy()})
     return dict(comp=comp, train=train, targets=comp.targets(train["label"]), test=test, source=source,
                 keys={"data": fingerprint(source.key, comp.target_range)})

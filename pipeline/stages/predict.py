@@ -105,7 +105,8 @@ def thresholds_stage(r: Run) -> None:
 
 def submit_stage(r: Run) -> None:
     spec, classes = r.comp.submission, r.comp.classes
-    sample = sub.read_sample(sub.sample_file(r.data_dir, spec), spec, list(r.test["id"]), classes)
+    sample = sub.read_sample(sub.sample_file(r.data_dir, spec), spec, list(r.test["id"]), classes,
+                             r.data_dir / r.comp.layout.test if r.comp.table else None)
     preds = pd.read_parquet(r.run_dir / "test_predictions.parquet")
     mean = preds.groupby("id", sort=False)[columns(r)].mean()  # fold ensemble: average probabilities
     out = sub.build(list(mean.index), mean.to_numpy(), classes, sample, spec, task=r.comp.task,

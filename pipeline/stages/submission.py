@@ -45,16 +45,19 @@ def sample_file(data_dir: Path, spec: Submission) -> Path:
                         f"name yours with Submission(sample=\"...\") in the competition's competition.py")
 
 
-def read_sample(path: Path, spec: Submission, test_ids: list[str], classes: list[str] | None) -> pd.DataFrame:
-    """The sample submission, checked against the test folder (same ids, each once) and against
-    the definition (its header). A missing `path` is looked for under Kaggle's other spellings
-    beside it (sample_file), so `data_dir / spec.sample` finds sampleSubmission.csv too."""
+def read_sample(path: Path, spec: Submission, test_ids: list[str], classes: list[str] | None,
+                test_file: Path | None = None) -> pd.DataFrame:
+    """The sample submission, checked against the test folder (same ids, each once), or a
+    table's `test_file`, and against the definition (its header). A missing `path` is looked for
+    under Kaggle's other spellings beside it (sample_file), so `data_dir / spec.sample` finds
+    sampleSubmission.csv too."""
     path = path if path.is_file() else sample_file(path.parent, spec)
     try:  # a zipped CSV (sample_submission.csv.zip) is read as it is
         sample = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, zipfile.BadZipFile) as e:  # pandas' parser and decoding errors are ValueErrors
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise PipelineError(f"{path}: not a readable CSV ({reason}); download the competition data again") from None
+    test, unit = ("the test folder", "test image") if test_file is None else (test_file.name, "test row")
     header = list(sample.columns)
     if spec.per_class:
         got = header[1:]
@@ -71,13 +74,14 @@ def read_sample(path: Path, spec: Submission, test_ids: list[str], classes: list
     repeated = ids[ids.duplicated()].unique()
     if len(repeated):
         raise PipelineError(f"{path}: {len(repeated)} ids appear more than once (e.g. {', '.join(repeated[:3])}); "
-                            f"the sample lists each test image once: download the competition data again")
+                            f"the sample lists each {unit} once: download the competition data again")
     extra, missing = set(ids) - set(test_ids), set(test_ids) - set(ids)
     if extra or missing:
-        what = (f"{len(extra)} ids with no test image (e.g. {sorted(extra)[0]!r})" if extra else
-                f"{len(missing)} test images not listed (e.g. {sorted(missing)[0]!r})")
-        raise PipelineError(f"{path}: its ids don't match the test folder: {what}; "
-                            f"check the test folder and the layout's test_id setting")
+        what = (f"{len(extra)} ids with no {unit} (e.g. {sorted(extra)[0]!r})" if extra else
+                f"{len(missing)} {unit}s not listed (e.g. {sorted(missing)[0]!r})")
+        fix = ("check the test folder and the layout's test_id setting" if test_file is None else
+               "download the data again, or check `id` in the definition")
+        raise PipelineError(f"{path}: its ids don't match {test}: {what}; {fix}")
     return sample
 
 

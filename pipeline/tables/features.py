@@ -26,7 +26,7 @@ def add_date_parts(frame: pd.DataFrame, date: str) -> pd.DataFrame:
     categorical column, so the network learns a value for each (a December, a Monday)."""
     d = frame[date].dt
     parts = {"Year": d.year, "Month": d.month, "Week": d.isocalendar().week.astype(np.int64), "Day": d.day,
-             "Dayofweek": d.dayofweek, "Dayofyear": d.dayofyear, "Is_month_start": d.is_month_start,
+             "Dayofweek": d.day_of_week, "Dayofyear": d.day_of_year, "Is_month_start": d.is_month_start,
              "Is_month_end": d.is_month_end}
     return frame.assign(**{f"{date}{k}": v.to_numpy() for k, v in parts.items()})
 

@@ -24,8 +24,8 @@ EMBEDDING_DROPOUT = 0.04
 
 def embedding_size(cardinality: int) -> int:
     """fast.ai's rule (fastai.tabular.model.emb_sz_rule): min(600, round(1.6 * n ** 0.56)). It
-    grows with the number of values, but far slower than it (a store of 1,115 gets 81 numbers, a
-    weekday 4, a yes/no 2): Jeremy Howard fitted it to the sizes that worked best across many
+    grows with the number of values, but far slower than it (the 1,115 stores and the row for an
+    unseen value get 81 numbers, a weekday's 8 rows 5, a yes/no's 3 rows 3): Jeremy Howard fitted it to the sizes that worked best across many
     tables; its predecessor, half the cardinality up to 50, starved the large columns."""
     return min(600, round(1.6 * cardinality ** 0.56))
 

@@ -87,7 +87,7 @@ class TableSource:
             said = {c: (unseen.get(c, 0), unseen_test.get(c, 0)) for c in {*unseen, *unseen_test}}
             if said:
                 self.log(f" {fold}values training never saw, coded as unseen: " + "; ".join(
-                    f"{c} in {v} validation and {t} test rows" for c, (v, t) in sorted(said.items())))
+                    f"{c} in {v} held-out and {t} test rows" for c, (v, t) in sorted(said.items())))
             self._folds[at] = TableInputs(x, test=test, encoding=enc)
         return self._folds[at]
 
