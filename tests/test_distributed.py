@@ -209,3 +209,25 @@ def test_every_stage_of_a_staged_recipe_runs_data_parallel(workdir, plant_data):
     run = workdir / "data" / "runs" / "tiny" / "cpu"
     assert {"swa.pt", "hard_negatives.csv", "last.pt"} <= {p.name for p in (run / "fold1").iterdir()}
     assert read_json(run / "scores.json")["oof_images"] == 60
+
+
+def test_a_table_trains_fold_parallel_exactly_as_one_process_does(workdir, tmp_path, monkeypatch):
+    """A table's folds on two ranks: each rank reads the table, fits its folds' encodings and
+    trains them; the weights and the submission are one process's, bit for bit."""
+    from rossmann_data import definition, made_up
+    data = made_up(tmp_path / "rossmann")
+    comps = definition(tmp_path / "competitions")
+    monkeypatch.setenv("PIPELINE_COMPETITIONS", str(comps))  # (launch passes the environment on)
+    args = ["run", "rossmann-store-sales", "--data", str(data), "--train-folds", "all"]
+    one, two = workdir / "one", workdir / "two"
+    for folder in (one, two):
+        folder.mkdir()
+    finished(launch(one, *args, ranks=1))
+    out = finished(launch(two, *args, "--parallel", "folds"))
+    assert "[rank 0]  fold 0 of 2" in out and "[rank 1]  fold 1 of 2" in out
+    runs = [f / "data" / "runs" / "rossmann-store-sales" / "cpu" for f in (one, two)]
+    for k in (0, 1):
+        a, b = (torch.load(r / f"fold{k}" / "last.pt", weights_only=False)["model"] for r in runs)
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    subs = [pd.read_csv(f / "submissions" / "rossmann-store-sales" / "cpu.csv") for f in (one, two)]
+    assert subs[0].equals(subs[1]) and (subs[0]["Sales"] > 0).any()
