@@ -223,8 +223,7 @@ def test_a_table_trains_fold_parallel_exactly_as_one_process_does(workdir, tmp_p
     for folder in (one, two):
         folder.mkdir()
     finished(launch(one, *args, ranks=1))
-    out = finished(launch(two, *args, "--parallel", "folds"))
-    assert "[rank 0]  fold 0 of 2" in out and "[rank 1]  fold 1 of 2" in out
+    finished(launch(two, *args, "--parallel", "folds"))
     runs = [f / "data" / "runs" / "rossmann-store-sales" / "cpu" for f in (one, two)]
     for k in (0, 1):
         a, b = (torch.load(r / f"fold{k}" / "last.pt", weights_only=False)["model"] for r in runs)
