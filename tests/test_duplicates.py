@@ -1,6 +1,7 @@
 """Near-duplicate training images (the same picture under two ids, re-encoded or a shade
 brighter) are found by their hashes, listed in duplicates.csv, named in a line and kept in one
-fold; data without them is split as it always was, under the same key."""
+fold; data without them is split as it always was, under the same key. Images nearly constant
+once decoded (posterised to 0-2) are a warning, in a run and in `pipeline check`."""
 from dataclasses import replace
 
 import cv2
@@ -11,11 +12,13 @@ import pytest
 from pipeline.competition import load
 from pipeline.core.files import fingerprint
 from pipeline.core.keys import settings_for
+from pipeline.stages.check import check
 from pipeline.stages.context import start
 from pipeline.stages.train import folds_stage
 from pipeline.training.folds import assign_folds
 from pipeline.training.tasks import CLASSIFICATION, MULTILABEL
 from pipeline.vision.duplicates import duplicate_groups, fingerprints
+from pipeline.vision.spread import nearly_constant
 
 from conftest import shrink
 
@@ -104,4 +107,27 @@ def test_data_without_duplicates_is_split_as_before_under_the_same_key(workdir, 
     assert (folds == assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes, r.comp.task)).all()
     assert r.keys["folds"] == fingerprint(r.keys["data"], settings_for(r.recipe, "folds"))  # (runs keep their folds)
     assert pd.read_csv(r.run_dir / "duplicates.csv").empty
-    assert not any("near-duplicate" in line for line in log)
+    assert not any("near-duplicate" in line or "nearly constant" in line for line in log)
+
+
+def posterised(plant_data):
+    """The data as a copy posterised to pixel values 0-2 would have it."""
+    for path in plant_data.glob("**/*.png"):
+        cv2.imwrite(str(path), cv2.imread(str(path)) // 100)
+    return plant_data
+
+
+def test_nearly_constant_images_are_a_warning_naming_the_data(workdir, plant_data):
+    assert nearly_constant(np.stack([picture(s) for s in range(8)]), plant_data) is None
+    log = Log()
+    folds_stage(plant_run(posterised(plant_data), log))
+    [line] = [line for line in log if "nearly constant" in line]
+    assert line.startswith(f"{plant_data}: the training images are nearly constant once decoded")
+    assert "brightest pixel 2" in line
+
+
+def test_check_warns_of_nearly_constant_images(workdir, plant_data):
+    passed, report = check(plant_run(plant_data, Log()), images=12, steps=1, size=32)
+    assert "nearly constant" not in report
+    passed, report = check(plant_run(posterised(plant_data), Log()), images=12, steps=1, size=32)
+    assert report.startswith(f"WARNING: {plant_data}: the training images are nearly constant"), report

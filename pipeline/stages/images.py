@@ -1,7 +1,8 @@
 """The images stage of `pipeline run`, before the folds: the training images decoded at every size
 the recipe trains at (the run's one decoding), and looked at before anything trains on them.
-Near duplicates (vision/duplicates.py) are listed in duplicates.csv, and the folds stage keeps
-each group in one fold, naming them in a line."""
+Images nearly constant once decoded are a warning (vision/spread.py); near duplicates
+(vision/duplicates.py) are listed in duplicates.csv, and the folds stage keeps each group in one
+fold, naming them in a line."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ from pipeline.core.files import fingerprint, write_csv
 from pipeline.stages.context import Run
 from pipeline.stages.engine import stage
 from pipeline.vision import duplicates
+from pipeline.vision.spread import nearly_constant, sample
 
 
 def images_stage(r: Run) -> np.ndarray | None:
@@ -25,6 +27,9 @@ def images_stage(r: Run) -> np.ndarray | None:
         if not r.ranks.main:
             return
         images = r.train_images[sizes[0]]  # the smallest: the least to read, and enough to compare
+        warning = nearly_constant(sample(images), r.data_dir)
+        if warning:
+            r.log(warning)
         hashes, thumbs, flat = duplicates.fingerprints(images)
         groups = duplicates.duplicate_groups(hashes, thumbs, flat)
         grouped = np.flatnonzero(np.bincount(groups, minlength=len(groups))[groups] > 1)
