@@ -66,7 +66,7 @@ def test_plant_seedlings_end_to_end_and_reruns(workdir, plant_data):
     log = Log()
     run("plant-seedlings", recipe, log=log, data=str(plant_data))
     assert {l for l in log if "skipped" in l} == \
-        {f"[{s}] up to date, skipped" for s in ("folds", "train", "predict", "submit", "diagnostics")}
+        {f"[{s}] up to date, skipped" for s in ("images", "folds", "train", "predict", "submit", "diagnostics")}
 
     # a different TTA re-runs prediction and what follows it, not training
     log = Log()

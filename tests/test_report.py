@@ -2,6 +2,7 @@
 reference standings, leaderboard scores, the HTML page, an empty registry, a deleted run folder,
 and failed or interrupted runs shown as such."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -14,13 +15,15 @@ from pipeline.tracking.registry import read_runs, read_submissions, record_run, 
 from pipeline.tracking.report import paired, runs, write_html
 
 
-def a_run(workdir, name, scores, status="finished", torch="2.14.1", **recipe):
-    """A run of plant-seedlings with these fold scores, recorded as run_all records one."""
+def a_run(workdir, name, scores, status="finished", torch="2.14.1", fold_ids=None, **recipe):
+    """A run of plant-seedlings with these fold scores (of folds 0, 1, ... or `fold_ids`),
+    recorded as run_all records one."""
     run_dir = workdir / "data" / "runs" / "plant-seedlings" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = {"competition": "plant-seedlings", "run": name, "recipe": {"folds": 5, "tta": 4, **recipe},
                 "versions": {"torch": torch, "timm": "1.0.31"}}
-    folds = [{"fold": k, "micro_f1": s} for k, s in enumerate(scores)] if status == "finished" else None
+    folds = ([{"fold": k, "micro_f1": s} for k, s in zip(fold_ids or range(len(scores)), scores)]
+             if status == "finished" else None)
     record_run(Workdir(workdir), settings, run_dir=run_dir, metric=micro_f1,
                stage_seconds={"train": 100.0, "predict": 20.0}, status=status, folds=folds,
                oof=float(np.mean(scores)) if folds else None)
@@ -60,6 +63,46 @@ def test_ranking_mean_std_and_paired_comparison(workdir, capsys):
     newer = next(line for line in out.splitlines() if "  newer-torch  " in line)
     assert newer.endswith("torch 2.14.1 -> 2.15.0")  # the only difference from the best run, tta8
     assert "base - tta8 = -0.0100, -0.0100, -0.0200" in out and "base better on 0 of 3 folds" in out
+
+
+@pytest.mark.quick
+def test_runs_scored_on_more_folds_rank_first_and_say_which_folds(workdir, capsys):
+    a_run(workdir, "lucky", [0.99])  # a one-fold trial's best fold
+    a_run(workdir, "five", [0.90, 0.91, 0.92, 0.93, 0.94])
+    a_run(workdir, "other-one", [0.95], fold_ids=[3])
+    a_run(workdir, "unlucky", [0.80])
+    a_run(workdir, "gappy", [0.97, 0.97, 0.97], fold_ids=[0, 2, 3])
+    assert list(runs(Workdir(workdir), "plant-seedlings")["run"]) == ["five", "gappy", "lucky", "unlucky", "other-one"]
+    assert main(["report", "plant-seedlings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cells = {n: re.split(r"\s{2,}", next(line for line in lines if f"  {n}  " in line))[1:4]
+             for n in ("five", "gappy", "lucky", "other-one")}
+    assert cells == {"five": ["five", "0-4 of 5", "0.9200 ± 0.0141"], "gappy": ["gappy", "0,2-3 of 5", "0.9700 ± 0.0000"],
+                     "lucky": ["lucky", "0 of 5", "0.9900 ± 0.0000"], "other-one": ["other-one", "3 of 5", "0.9500 ± 0.0000"]}
+
+
+@pytest.mark.quick
+def test_changed_settings_show_rounded_numbers(workdir, capsys):
+    a_run(workdir, "best", [0.95], lr=0.0853504070738907, weight_decay=0.01)
+    a_run(workdir, "tuned", [0.90], lr=0.0417791684108358, weight_decay=0.0100000001)
+    assert main(["report", "plant-seedlings"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe.lr: 0.08535 -> 0.04178" in out and "0.0417791684108358" not in out
+    assert "recipe.weight_decay: 0.01 -> 0.0100000001" in out  # rounded alike, they are shown whole
+
+
+@pytest.mark.quick
+def test_a_long_failure_has_a_column_of_its_own_cut_short(workdir, capsys):
+    a_run(workdir, "good", [0.9, 0.9])
+    why = "failed: RuntimeError: " + "the allocator said something long " * 8
+    a_run(workdir, "oom", [], status=why)
+    assert main(["report", "plant-seedlings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("#"))
+    assert header.index("OOF") - header.index("mean ± std") < 20  # the score column keeps its width
+    assert header.split()[-4:] == ["status", "changed", "vs", "best"]
+    oom = next(line for line in lines if "  oom  " in line)
+    assert why[:59] + "…" in oom and why[:61] not in oom
 
 
 @pytest.mark.quick

@@ -157,7 +157,7 @@ def test_a_failed_rerun_keeps_the_finished_result_beside_it(workdir, capsys):
     assert after["latest"].str.startswith("failed: [Errno 32] Broken pipe (").all()
     assert main(["report", "digits"]) == 0
     row = next(l for l in capsys.readouterr().out.splitlines() if " cpu " in l)
-    assert "(then failed: [Errno 32] Broken pipe" in row and f"{before['oof'][0]:.4f}" in row
+    assert "then failed: [Errno 32] Broken pipe" in row and f"{before['oof'][0]:.4f}" in row
 
     assert main(RUN) == 0  # finished again: the note goes
     assert read_runs(Workdir(workdir), "digits")["latest"].isna().all()

@@ -5,6 +5,8 @@
 2. Overfit a few dozen images: no augmentation, no weight decay, dropout or label smoothing,
    the same batch every step. A network that can learn memorises them (loss near zero); if it
    cannot, labels, learning rate or frozen weights are wrong.
+Images nearly constant once decoded (vision/spread.py), which a network may still memorise, are
+a warning on the first line.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pipeline.training.models import freeze, layer_groups, normalization
 from pipeline.training.step import scaler_for, train_step
 from pipeline.training.tasks import Task
 from pipeline.vision.inputs import Images
+from pipeline.vision.spread import nearly_constant
 
 
 @dataclass
@@ -88,6 +91,7 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
                              for c in np.unique(groups)])[:images]
     r.train_images.prepare([size])
     imgs, y = r.train_images[size][picked], y_all[picked]
+    warning = nearly_constant(imgs, r.data_dir)
     if shuffle_labels:  # what a broken label join looks like: a deliberate failure
         y = rng.permutation(y)
     model = fresh_model(r)
@@ -112,5 +116,6 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     ax.set_title(f"{verdict}: overfit {len(y)} images at {size}px", fontsize=9)
     fig.tight_layout()
     save_png(fig, out / "overfit.png")
-    return result.passed, (f"labelled batch (as the model sees it): {out / 'batch.png'}\n"
+    return result.passed, ((f"WARNING: {warning}\n" if warning else "")
+                           + f"labelled batch (as the model sees it): {out / 'batch.png'}\n"
                            f"{verdict}: {result.message}\nloss curve: {out / 'overfit.png'}")

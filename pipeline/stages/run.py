@@ -1,7 +1,8 @@
 """`pipeline run`: the stages, in order, each a plain function that reads and writes files in the
 run folder (data/runs/<competition>/<run>/).
 
-    data -> folds -> train (per fold) -> predict (OOF + test; checkpoint or snapshots, SWA, TTA views)
+    data -> images (decoded; near duplicates) -> folds (each group of them in one) -> train (per fold)
+         -> predict (OOF + test; checkpoint or snapshots, SWA, TTA views)
          -> thresholds (multi-label: per class, tuned on OOF) -> submit -> diagnostics -> scores
 
 Every stage records a key: a fingerprint of the settings and upstream results it depends on.

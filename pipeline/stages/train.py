@@ -18,6 +18,7 @@ from pipeline.core.keys import settings_for
 from pipeline.stages import ensemble
 from pipeline.stages.context import Run, say
 from pipeline.stages.engine import holding, stage
+from pipeline.stages.images import images_stage, kept_together
 from pipeline.training.checkpoints import snapshot_name, unloadable
 from pipeline.training.folds import FoldData, assign_folds, time_folds, training_rows
 from pipeline.training.lr_find import plot
@@ -25,7 +26,10 @@ from pipeline.training.trainer import fit, phase_range_test
 
 
 def folds_stage(r: Run) -> np.ndarray:
-    """Each training image's fold (folds.csv), split once per data, fold count and seed."""
+    """Each training image's fold (folds.csv), split once per data, fold count and seed, and
+    groups of near duplicates (images.py): found again, and different, they split it again."""
+    groups = None if r.comp.table else images_stage(r)  # (a table's rows are not images)
+
     def split():
         if not r.ranks.main:
             return
@@ -36,9 +40,13 @@ def folds_stage(r: Run) -> np.ndarray:
             days, horizon = r.source.days()
             folds = time_folds(days, r.recipe.folds, horizon)
         else:
-            folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes, r.comp.task)
+            folds = assign_folds(r.targets, r.recipe.folds, r.recipe.seed, r.comp.classes, r.comp.task, groups)
         write_csv(r.run_dir / "folds.csv", pd.DataFrame({"id": r.train["id"], "label": r.train["label"], "fold": folds}))
-    stage(r, "folds", fingerprint(r.keys["data"], settings_for(r.recipe, "folds")), [r.run_dir / "folds.csv"], split)
+        if groups is not None:
+            r.log(kept_together(r))
+    together = [] if groups is None else [groups.tolist()]  # (none: the key, and the folds, as before them)
+    stage(r, "folds", fingerprint(r.keys["data"], settings_for(r.recipe, "folds"), *together),
+          [r.run_dir / "folds.csv"], split)
     return read_folds(r)
 
 

@@ -1,7 +1,8 @@
-"""`pipeline report`: every recorded run of a competition as a leaderboard sorted by CV score
-(mean ± std over folds, OOF, each fold, wall time, leaderboard scores, standing against the
-competition's reference scores, what changed against the best run), a paired comparison of two
-runs on their shared folds, and (`--html`) a self-contained page with the same table and plots."""
+"""`pipeline report`: every recorded run of a competition as a leaderboard ranked by CV score
+among runs scored on as many folds (which folds, mean ± std over them, OOF, each fold, wall time,
+leaderboard scores, standing against the competition's reference scores, how an unfinished run
+ended, what changed against the best run), a paired comparison of two runs on their shared
+folds, and (`--html`) a self-contained page with the same table and plots."""
 from __future__ import annotations
 
 import base64
@@ -22,10 +23,13 @@ from pipeline.core.workdir import RUN_LOCK, Workdir
 from pipeline.tracking import registry
 
 IGNORED = {"run", "data_dir", "train_images", "test_images", "amp", "versions"}  # not choices (versions: own line)
+STATUS_WIDTH = 60  # characters of how a run ended: a failure's message, cut short (the registry keeps it whole)
 
 
 def runs(workdir: Workdir, competition: str) -> pd.DataFrame:
-    """One row per run, best first (finished runs by mean fold score; the others after them)."""
+    """One row per run, best first: finished runs scored on more folds before those scored on
+    fewer (a one-fold trial's lucky fold is no match for a mean over five), runs scored on the
+    same folds together, and among them by mean fold score; the unfinished after them."""
     rows = registry.read_runs(workdir, competition)
     subs = registry.read_submissions(workdir, competition)
     scored = subs.dropna(subset=["public_score"]).sort_values("date") if len(subs) else subs
@@ -50,8 +54,10 @@ def runs(workdir: Workdir, competition: str) -> pd.DataFrame:
     if table.empty:
         return table
     sign = np.where(table["higher_is_better"], -1.0, 1.0)
-    table["_key"] = np.where(table["status"] == "finished", sign * table["mean"].fillna(0), np.inf)
-    return table.sort_values(["_key", "finished_at"]).drop(columns="_key").reset_index(drop=True)
+    order = pd.DataFrame({"unfinished": table["status"] != "finished", "fewer": -table["folds"].map(len),
+                          "which": table["folds"].map(lambda f: tuple(sorted(f))),
+                          "score": sign * table["mean"].fillna(0), "finished_at": table["finished_at"]})
+    return table.loc[order.sort_values(list(order)).index].reset_index(drop=True)
 
 
 def _alive(row) -> tuple[str, str | None]:
@@ -68,8 +74,19 @@ def _alive(row) -> tuple[str, str | None]:
 def changes(settings: dict, best: dict) -> list[str]:
     """The settings that differ from the best run's, as 'name: best -> this'."""
     a, b = _flat(best), _flat(settings)
-    return [f"{k}: {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(set(a) | set(b))
+    return [f"{k}: {' -> '.join(_shown(a.get(k, '-'), b.get(k, '-')))}" for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and k.split(".")[0] not in IGNORED]
+
+
+def _shown(*values: str) -> list[str]:
+    """Settings (as _flat gives them) with floats to 4 significant digits: a tuned rate reads
+    0.04178, not 0.0417791684108358; in full when the rounding would make them look the same."""
+    def rounded(v):
+        if isinstance(v, float):
+            return float(f"{v:.4g}")
+        return [rounded(x) for x in v] if isinstance(v, list) else v
+    shown = [v if v == "-" else json.dumps(rounded(json.loads(v))) for v in values]
+    return list(values) if len(set(shown)) < len(set(values)) else shown
 
 
 def versions_changed(settings: dict, best: dict) -> list[str]:
@@ -144,30 +161,45 @@ def _num(x) -> str:
     return "-" if pd.isna(x) else f"{x:.4f}"
 
 
+def _which(folds) -> str:
+    """Fold numbers as runs: 0-4, or 0,2-3."""
+    runs: list[list[int]] = []
+    for k in sorted(folds):
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def _short(text: str, width: int = STATUS_WIDTH) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[list[str]]]:
     """The leaderboard as a header and rows of text cells (shared by the text and HTML reports)."""
     folds = sorted({k for f in table["folds"] for k in f})
     best = table.iloc[0]
     header = (["#", "run", "folds", "mean ± std", "OOF"] + [f"fold {k}" for k in folds]
-              + ["wall", "LB public", "LB private", "standing", "changed vs best"])
+              + ["wall", "LB public", "LB private", "standing", "status", "changed vs best"])
     rows = []
     for i, r in table.iterrows():
         name = r["run"] + (" (folder deleted)" if r["deleted"] else "")
-        if r["status"] == "finished" and r["latest"]:  # the finished result stands; the later attempt beside it
-            name += f" (then {r['latest']})"
         if r["status"] != "finished":  # no scores of any kind, only how it ended
-            rows.append(["-", name, "-", r["status"], "-"] + ["-"] * len(folds)
-                        + [_time(r["seconds"]), "-", "-", "", ""])
+            rows.append(["-", name, "-", "-", "-"] + ["-"] * len(folds)
+                        + [_time(r["seconds"]), "-", "-", "", _short(r["status"]), ""])
             continue
         total = r["settings"].get("recipe", {}).get("folds", "?")
+        # the finished result stands; the later attempt beside it
+        status = _short(f"then {r['latest']}") if r["latest"] else ""
         diff = versions_changed(r["settings"], best["settings"]) + changes(r["settings"], best["settings"]) \
             if i else ["(best)"]
         if i and r["commit"] != best["commit"]:
             diff.append(f"code: {best['commit'] or '?'} -> {r['commit'] or '?'}")
-        rows.append([str(i + 1), name, f"{len(r['folds'])}/{total}", f"{r['mean']:.4f} ± {r['std']:.4f}",
+        rows.append([str(i + 1), name, f"{_which(r['folds'])} of {total}", f"{r['mean']:.4f} ± {r['std']:.4f}",
                      _num(r["oof"])] + [_num(r["folds"].get(k, np.nan)) for k in folds]
                     + [_time(r["seconds"]), _num(r["public"]), _num(r["private"]),
-                       standing(r["mean"], references, r["higher_is_better"]),
+                       standing(r["mean"], references, r["higher_is_better"]), status,
                        "; ".join(diff[:4]) + (f"; +{len(diff) - 4} more" if len(diff) > 4 else "") or "same settings"])
     return header, rows
 

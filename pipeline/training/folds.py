@@ -1,5 +1,6 @@
 """K-fold assignment, seeded, so every stage and every later run sees the same split: stratified
-by class, or for tags by iterative stratification, so each fold holds each tag in proportion."""
+by class, or for tags by iterative stratification, so each fold holds each tag in proportion;
+near duplicates (vision/duplicates.py), given as groups, each in one fold."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,9 +13,16 @@ from pipeline.training.inputs import Inputs
 from pipeline.training.tasks import Classification, MultiLabel, Task
 
 
-def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str] | None, task: Task) -> np.ndarray:
+def assign_folds(y: np.ndarray, n_folds: int, seed: int, classes: list[str] | None, task: Task,
+                 groups: np.ndarray | None = None) -> np.ndarray:
     """Fold index per example, stratified by the task's strata: class indices, a regression
-    target's quantile bins, or for tags (0/1 rows) iterative stratification."""
+    target's quantile bins, or for tags (0/1 rows) iterative stratification. With `groups` (each
+    example's group, named by the position of its first example), each group is split as its
+    first example and all of it goes to that one's fold: a twin is never validated on after
+    training on the other."""
+    if groups is not None:
+        first, member = np.unique(groups, return_inverse=True)
+        return assign_folds(y[first], n_folds, seed, classes, task)[member]
     if isinstance(task, MultiLabel):
         return iterative_folds(y, n_folds, seed)
     strata = task.strata(y)
