@@ -71,12 +71,14 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--steps", type=int, default=100, help="at most this many batches (default 100)")
     _settings(lr)
 
-    chk = sub.add_parser("check", help="sanity checks: a labelled batch PNG, and overfitting a few dozen images")
+    chk = sub.add_parser("check", help="sanity checks: a labelled batch PNG (a table: its columns), and overfitting "
+                         "a few dozen images (rows)")
     chk.add_argument("competition")
-    chk.add_argument("--images", type=int, default=48, help="how many images to memorise (default 48)")
+    chk.add_argument("--images", type=int, default=48, help="how many images (rows of a table) to memorise (default 48)")
     chk.add_argument("--steps", type=int, default=200, help="at most this many steps (default 200)")
-    chk.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
-    chk.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    chk.add_argument("--size", type=int, default=64, help="image size in pixels (default 64; a table has none)")
+    chk.add_argument("--lr", type=float, help="learning rate (default 1e-3 for images, fine-tuned; 1e-2 for a "
+                     "table's network, learnt from scratch)")
     chk.add_argument("--frozen", type=lambda t: tuple(t.split(",")), default=(),
                      help="layer groups to keep frozen, e.g. early,late (default: none)")
     _settings(chk)
