@@ -117,9 +117,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the competitions this installation knows")
     nw = sub.add_parser("new", help="start a competition: competitions/<name>/ with a definition for its data layout")
     nw.add_argument("competition", help="its name, best Kaggle's slug (e.g. dog-breed-identification)")
-    nw.add_argument("--layout", required=True, choices=("folders", "csv", "multilabel", "filename"),
+    nw.add_argument("--layout", required=True, choices=("folders", "csv", "multilabel", "filename", "table"),
                     help="folders: train/<class>/<image>; csv: a CSV of id,label; multilabel: a CSV of "
-                    "id,tags; filename: the label in the file name (cat.1.jpg)")
+                    "id,tags; filename: the label in the file name (cat.1.jpg); table: train.csv and test.csv "
+                    "of columns, a number to predict")
+    nw.add_argument("--data", help="a table's data folder, whose CSVs fill in the definition's columns "
+                    "(default: data/<competition>/ when it holds them)")
     nw.add_argument("--slug", help="Kaggle's slug, if the name differs")
     nw.add_argument("--dir", default="competitions", help="where to create it (default: ./competitions)")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(available()))
         elif args.command == "new":
             from pipeline.scaffold import new
-            folder = new(args.competition, args.layout, Path(args.dir), args.slug)
+            folder = new(args.competition, args.layout, Path(args.dir), args.slug, Path(args.data) if args.data else None)
             print(f"created {folder}/competition.py and README.md; with its data in "
                   f"data/{args.competition}/: pipeline run {args.competition}")
         elif args.command == "download":
