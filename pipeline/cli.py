@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                     help="stop unpromising trials early (default median, after half the epochs)")
     tu.add_argument("--timeout", type=_duration, help="stop starting trials after this long: 90m, 2h, 3600")
-    tu.add_argument("--folds", default="0", help="what a trial trains: 0 (fold 0, the default), a list such as 0,1 "
-                    "(one fold's score is noise-bound: two rank trials better), or all")
+    tu.add_argument("--folds", help="what a trial trains: one fold (default 0; under a time split the last, the "
+                    "competition's own), a list such as 0,1 (one fold's score is noise-bound: two rank trials better), "
+                    "or all")
     tu.add_argument("--storage", help="an RDB URL (e.g. postgresql://...) shared by several machines "
                     "(default: a journal file under data/tune/)")
     tu.add_argument("--recipe", help="the recipe searched around (default: gpu on CUDA, else cpu)")
