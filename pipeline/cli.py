@@ -136,8 +136,11 @@ def kernel(args: argparse.Namespace) -> str:
     from pipeline.competition import load
     from pipeline.kaggle.kernel import build_dataset, build_kernel, owner, push
     comp, user = load(args.competition), owner(args.owner)
+    from pipeline.stages.context import resolve_recipe
     run_args = shlex.split(args.run_args)
-    parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
+    run = parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
+    # and settings the recipe cannot take (--tta 2 for a table's rows): the kernel has a GPU
+    resolve_recipe(comp, run.recipe, True, {s.name: getattr(run, s.name) for s in SETTINGS})
     workdir = Workdir.default()
     kernel_dir = build_kernel(comp, workdir.kernel(comp.name), user, run_args)
     lines = [f"kernel: {kernel_dir} (kernel-metadata.json, pipeline-{comp.name}.py)"]
