@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                     help="stop unpromising trials early (default median, after half the epochs)")
     tu.add_argument("--timeout", type=_duration, help="stop starting trials after this long: 90m, 2h, 3600")
-    tu.add_argument("--folds", default="0", help="what a trial trains: 0 (fold 0, the default), a list such as 0,1 "
-                    "(one fold's score is noise-bound: two rank trials better), or all")
+    tu.add_argument("--folds", help="what a trial trains: one fold (default 0; under a time split the last, the "
+                    "competition's own), a list such as 0,1 (one fold's score is noise-bound: two rank trials better), "
+                    "or all")
     tu.add_argument("--storage", help="an RDB URL (e.g. postgresql://...) shared by several machines "
                     "(default: a journal file under data/tune/)")
     tu.add_argument("--recipe", help="the recipe searched around (default: gpu on CUDA, else cpu)")
@@ -71,12 +72,14 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--steps", type=int, default=100, help="at most this many batches (default 100)")
     _settings(lr)
 
-    chk = sub.add_parser("check", help="sanity checks: a labelled batch PNG, and overfitting a few dozen images")
+    chk = sub.add_parser("check", help="sanity checks: a labelled batch PNG (a table: its columns), and overfitting "
+                         "a few dozen images (rows)")
     chk.add_argument("competition")
-    chk.add_argument("--images", type=int, default=48, help="how many images to memorise (default 48)")
+    chk.add_argument("--images", type=int, default=48, help="how many images (rows of a table) to memorise (default 48)")
     chk.add_argument("--steps", type=int, default=200, help="at most this many steps (default 200)")
-    chk.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
-    chk.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    chk.add_argument("--size", type=int, default=64, help="image size in pixels (default 64; a table has none)")
+    chk.add_argument("--lr", type=float, help="learning rate (default 1e-3 for images, fine-tuned; 1e-2 for a "
+                     "table's network, learnt from scratch)")
     chk.add_argument("--frozen", type=lambda t: tuple(t.split(",")), default=(),
                      help="layer groups to keep frozen, e.g. early,late (default: none)")
     _settings(chk)
@@ -115,9 +118,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the competitions this installation knows")
     nw = sub.add_parser("new", help="start a competition: competitions/<name>/ with a definition for its data layout")
     nw.add_argument("competition", help="its name, best Kaggle's slug (e.g. dog-breed-identification)")
-    nw.add_argument("--layout", required=True, choices=("folders", "csv", "multilabel", "filename"),
+    nw.add_argument("--layout", required=True, choices=("folders", "csv", "multilabel", "filename", "table"),
                     help="folders: train/<class>/<image>; csv: a CSV of id,label; multilabel: a CSV of "
-                    "id,tags; filename: the label in the file name (cat.1.jpg)")
+                    "id,tags; filename: the label in the file name (cat.1.jpg); table: train.csv and test.csv "
+                    "of columns, a number to predict")
+    nw.add_argument("--data", help="a table's data folder, whose CSVs fill in the definition's columns "
+                    "(default: data/<competition>/ when it holds them)")
     nw.add_argument("--slug", help="Kaggle's slug, if the name differs")
     nw.add_argument("--dir", default="competitions", help="where to create it (default: ./competitions)")
     dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
@@ -130,8 +136,11 @@ def kernel(args: argparse.Namespace) -> str:
     from pipeline.competition import load
     from pipeline.kaggle.kernel import build_dataset, build_kernel, owner, push
     comp, user = load(args.competition), owner(args.owner)
+    from pipeline.stages.context import resolve_recipe
     run_args = shlex.split(args.run_args)
-    parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
+    run = parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
+    # and settings the recipe cannot take (--tta 2 for a table's rows): the kernel has a GPU
+    resolve_recipe(comp, run.recipe, True, {s.name: getattr(run, s.name) for s in SETTINGS})
     workdir = Workdir.default()
     kernel_dir = build_kernel(comp, workdir.kernel(comp.name), user, run_args)
     lines = [f"kernel: {kernel_dir} (kernel-metadata.json, pipeline-{comp.name}.py)"]
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(available()))
         elif args.command == "new":
             from pipeline.scaffold import new
-            folder = new(args.competition, args.layout, Path(args.dir), args.slug)
+            folder = new(args.competition, args.layout, Path(args.dir), args.slug, Path(args.data) if args.data else None)
             print(f"created {folder}/competition.py and README.md; with its data in "
                   f"data/{args.competition}/: pipeline run {args.competition}")
         elif args.command == "download":

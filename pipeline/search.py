@@ -12,7 +12,7 @@ number them:
         "arch": Choice("efficientnet_lite0", "resnet18"),
     }
 
-Phase settings: lr, ratio, epochs, size. Recipe settings: any of Recipe's plain fields
+Phase settings: lr, ratio, epochs, size (images'). Recipe settings: any of Recipe's plain fields
 (arch, batch_size, weight_decay, label_smoothing, random_crop, oversample, tta, checkpoint,
 snapshots, seed) and the SWA and mining rounds (swa, hard_negatives)."""
 from __future__ import annotations
@@ -68,6 +68,9 @@ def check(space: dict, recipe: Recipe, where: str) -> None:
                 raise PipelineError(f"{at}: the recipe has phases 1 to {len(recipe.phases)}")
             if key not in PHASE_KEYS:
                 raise PipelineError(f"{at}: a phase's searchable settings are {', '.join(PHASE_KEYS)}")
+            if key == "size" and recipe.phases[index - 1].size is None:  # (a table's phases: its rows have no size)
+                raise PipelineError(f"{at}: phase {index} has no size to search (a table's rows have none); "
+                                    f"search its lr or epochs")
         elif name not in RECIPE_KEYS + OVERRIDES:
             raise PipelineError(f"{at}: no recipe setting of that name; use phaseN.{{{','.join(PHASE_KEYS)}}} "
                                 f"or one of {', '.join(RECIPE_KEYS + OVERRIDES)}")

@@ -144,3 +144,39 @@ def test_push_uploads_the_dataset_then_a_new_version_and_the_kernel(kaggle, work
     assert pushed["competitionDataSources"] == ["plant-seedlings-classification"]
     assert pushed["text"] == (workdir / "data" / "kernels" / "plant-seedlings" / "pipeline-plant-seedlings.py").read_text()
     assert "version 2 running at" in capsys.readouterr().out
+
+
+@pytest.mark.quick
+def test_a_table_run_inside_a_kernel_reads_input_and_writes_working(workdir, kaggle_root, monkeypatch, tmp_path):
+    import tempfile
+    from table_data import rossmann, tiny_recipe
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))  # the kernel's scratch space
+    data = rossmann(kaggle_root / "input" / "rossmann-store-sales")  # where Kaggle mounts a competition's files
+    r = start("rossmann-store-sales", recipe=tiny_recipe(), log=lambda *a: None)
+    assert r.data_dir == data
+    run_all(r)
+    working = kaggle_root / "working"
+    submission = working / "submission.csv"
+    assert submission.read_bytes() == (working / "submissions" / "rossmann-store-sales" / "custom.csv").read_bytes()
+    assert list(pd.read_csv(submission).columns) == ["Id", "Sales"] and len(pd.read_csv(submission)) == len(r.test)
+    assert list((tmp_path / "scratch" / "cache" / "rossmann-store-sales").glob("table-*.parquet"))
+    assert not (working / "data" / "cache").exists()  # the read table is scratch, not kernel output
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.quick
+def test_a_table_kernel_attaches_the_competition_and_checks_its_recipe_before_the_push(workdir, monkeypatch, capsys):
+    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
+    assert main(["kernel", "rossmann-store-sales", "--run-args=--train-folds all"]) == 0
+    folder = workdir / "data" / "kernels" / "rossmann-store-sales"
+    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    assert meta["competition_sources"] == ["rossmann-store-sales"] and meta["enable_internet"] is False
+    assert meta["id"] == "tester/pipeline-rossmann-store-sales"
+    script = (folder / meta["code_file"]).read_text()
+    compile(script, meta["code_file"], "exec")
+    assert "COMPETITION = 'rossmann-store-sales'" in script and "['--train-folds', 'all']" in script
+    # what argparse takes but a table's recipe cannot: said now, not in the kernel
+    assert main(["kernel", "rossmann-store-sales", "--run-args=--tta 2"]) == 2
+    assert "a table's rows have no test-time views" in capsys.readouterr().err
+    assert main(["kernel", "rossmann-store-sales", "--run-args=--arch efficientnet_lite0"]) == 2
+    assert "a table's model is 'embeddings'" in capsys.readouterr().err

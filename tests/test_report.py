@@ -236,3 +236,28 @@ def test_a_lower_is_better_metric_ranks_the_lowest_first(workdir, capsys):
     assert c["better"] == 2 and c["worse"] == 0  # lower log loss on both folds is better
     assert main(["report", "dog-breed-identification"]) == 0
     assert "lower" in capsys.readouterr().out
+
+
+@pytest.mark.quick
+def test_a_tables_runs_rank_the_lowest_rmspe_first(workdir, tmp_path, capsys):
+    """Two runs of Rossmann on a few stores' weeks, recorded by run_all as any run is: RMSPE is
+    lower-is-better from the metric through the registry to the report's order and standings."""
+    from table_data import rossmann, tiny_recipe
+    from pipeline.recipe import Phase
+    from pipeline.stages.context import start
+    from pipeline.stages.run import run_all
+    data = rossmann(tmp_path / "rossmann")
+    means = {}
+    for name, lr in (("fast", 3e-2), ("slow", 1e-4)):
+        r = start("rossmann-store-sales", data=str(data), run=name, log=lambda *a: None,
+                  recipe=tiny_recipe(phases=(Phase(epochs=2, lr=lr),)))
+        means[name] = run_all(r)["mean"]
+    assert means["fast"] != means["slow"]
+    low, high = sorted(means, key=means.get)
+    table = runs(Workdir(workdir), "rossmann-store-sales")
+    assert list(table["run"]) == [low, high] and not table["higher_is_better"].any()
+    assert paired(table, low, high)["better"] == 1  # on the one fold both trained (the last)
+    assert main(["report", "rossmann-store-sales"]) == 0
+    out = capsys.readouterr().out
+    assert "rmspe (lower is better)" in out and out.index(f"  {low}  ") < out.index(f"  {high}  ")
+    assert "< 10th" in out  # a few epochs on a few stores: short of every reference score

@@ -92,3 +92,63 @@ def test_tags_written_with_a_single_class_submission_spec_are_refused(workdir):
     definition.write_text(definition.read_text() + 'submission = Submission(id_column="id", per_class=True)\n')
     with pytest.raises(PipelineError, match="multi-label submission writes the tags"):
         load("tagged")
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("dated", [True, False])
+def test_a_scaffolded_table_reads_its_columns_from_the_csvs_and_runs(workdir, dated, capsys):
+    from table_data import shop
+    data = shop(workdir / "data" / "my-shop")
+    if not dated:  # no date: stratified folds by the target's range, not time-ordered ones
+        for f in ("train.csv", "test.csv"):
+            pd.read_csv(data / f).drop(columns="day").to_csv(data / f, index=False)
+    assert main(["new", "my-shop", "--layout", "table"]) == 0  # (data/my-shop/ read: no --data needed)
+    folder = workdir / "competitions" / "my-shop"
+    assert "overfit a few dozen rows" in (folder / "README.md").read_text()
+    comp = load("my-shop")
+    t, recipe = comp.layout, comp.recipes["cpu"]
+    assert comp.table and (t.target, t.id, t.date) == ("takings", "row_id", "day" if dated else None)
+    assert t.categorical == ("shop", "offer") and t.continuous == ("price",) and t.transform == "log1p"
+    assert comp.submission.id_column == "row_id" and comp.submission.label_column == "takings"
+    assert recipe.split == ("time" if dated else "stratified") and recipe.tta == 1
+    assert all(p.size is None for p in recipe.phases) and set(comp.search) == {"phase1.lr", "phase1.epochs",
+                                                                                "weight_decay"}
+    assert main(["run", "my-shop", "--arch", "embeddings-16", "--batch-size", "32"]) == 0
+    sub = pd.read_csv(workdir / "submissions" / "my-shop" / "cpu.csv")
+    assert list(sub.columns) == ["row_id", "takings"] and len(sub) == 20 and (sub["takings"] > 0).all()
+    assert "rmse" in capsys.readouterr().out
+
+
+@pytest.mark.quick
+def test_a_scaffolded_table_finds_its_join_date_and_target_in_rossmann(workdir, tmp_path):
+    from table_data import rossmann
+    from pipeline.stages.context import start
+    data = rossmann(tmp_path / "rossmann")
+    assert main(["new", "my-rossmann", "--layout", "table", "--data", str(data)]) == 0
+    text = (workdir / "competitions" / "my-rossmann" / "competition.py").read_text()
+    assert "train.csv's Customers: not in test.csv, so no feature" in text
+    t = load("my-rossmann").layout
+    assert (t.target, t.id, t.date, t.join) == ("Sales", "Id", "Date", {"store.csv": "Store"})
+    assert {"Store", "DayOfWeek", "StoreType", "PromoInterval"} <= set(t.categorical) and "Customers" not in \
+        t.categorical + t.continuous
+    r = start("my-rossmann", data=str(data), log=lambda *a: None)
+    assert len(r.train) > 100 and r.recipe.split == "time"
+
+
+@pytest.mark.quick
+def test_a_table_scaffolded_without_its_data_loads_with_names_to_fill_in(workdir):
+    assert main(["new", "later", "--layout", "table"]) == 0
+    text = (workdir / "competitions" / "later" / "competition.py").read_text()
+    assert "was not there to read: name them" in text
+    comp = load("later")
+    assert (comp.layout.target, comp.layout.id, comp.layout.categorical) == ("target", "id", ())
+    assert comp.recipes["cpu"].split == "stratified"
+
+
+@pytest.mark.quick
+def test_new_refuses_a_data_folder_it_cannot_read(workdir, capsys):
+    (workdir / "somewhere").mkdir()
+    assert main(["new", "t1", "--layout", "table", "--data", str(workdir / "somewhere")]) == 2
+    assert "read for --layout table only, from its train.csv and test.csv; it holds nothing" in capsys.readouterr().err
+    assert main(["new", "t2", "--layout", "csv", "--data", str(workdir)]) == 2
+    assert not (workdir / "competitions").exists()

@@ -2,6 +2,7 @@
 rates, a grid run exactly, pruning, a killed study resumed, two processes sharing one study,
 and `--show`'s recipe pasted back."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -329,3 +330,41 @@ def test_the_recipe_source_round_trips():
     with pytest.raises(PipelineError):
         from pipeline.search import check
         check({"phase4.size": object()}, recipe, "x")
+
+
+@pytest.mark.quick
+def test_a_table_is_tuned_on_its_last_time_fold_with_its_own_search(workdir, tmp_path, capsys):
+    """Rossmann's definition as it is (phase rates and epochs, weight decay; phases without a size)
+    on a few stores' weeks: two trials, each a run of the trial's values on the competition's own
+    fold (the last block), ranked lower RMSPE first."""
+    from table_data import rossmann
+    from pipeline.core.files import read_json
+    data = rossmann(tmp_path / "rossmann")
+    comp = load("rossmann-store-sales")
+    assert main(["tune", comp.name, "--study", "t", "--trials", "2", "--sampler", "random", "--pruner", "none",
+                 "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    done = [t for t in optuna.load_study(study_name="t", storage=storage_for(Workdir(workdir), comp, "t", None)).trials
+            if t.state.name == "COMPLETE"]
+    assert len(done) == 2
+    for t in done:
+        run = workdir / "data" / "runs" / comp.name / f"t-{t.number}"
+        [phase] = read_json(run / "settings.json")["recipe"]["phases"]
+        assert phase["lr"] == t.params["phase1.lr"] and phase["epochs"] == t.params["phase1.epochs"]
+        assert phase["size"] is None
+        assert read_json(run / "settings.json")["recipe"]["weight_decay"] == t.params["weight_decay"]
+        assert read_json(run / "scores.json")["trained_folds"] == [2] and t.value == read_json(run / "scores.json")["oof"]
+    best = min(done, key=lambda t: t.value)
+    rows = [line.split() for line in out.splitlines() if re.match(r"^\s+\d+\s+\d\.\d{4}\s", line)]
+    assert [float(r[1]) for r in rows] == pytest.approx(sorted(t.value for t in done), abs=1e-4)  # lower first
+    assert f"best: trial {best.number}" in out
+    assert apply(comp.recipes["cpu"], best.params) == eval(out.split("runs it again):\n")[1].split("\nplots:")[0],
+                                                           {"Recipe": Recipe, "Phase": Phase})
+
+
+@pytest.mark.quick
+def test_a_table_phase_has_no_size_to_search():
+    from pipeline.search import Int, check
+    comp = load("rossmann-store-sales")
+    with pytest.raises(PipelineError, match=r"phase 1 has no size to search \(a table's rows have none\)"):
+        check({"phase1.size": Int(64, 128)}, comp.recipes["cpu"], "rossmann")

@@ -97,17 +97,7 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
         dev = replace(dev, group=ranks)
     if sync_bn and (parallel != "data" or dev.device.type != "cuda"):
         raise PipelineError("--sync-bn needs --parallel data on GPUs (torch's SyncBatchNorm runs on CUDA only)")
-    if isinstance(recipe, Recipe):
-        recipe_name = "custom"
-    else:
-        recipe_name = recipe or ("gpu" if dev.device.type == "cuda" else "cpu")
-        if recipe_name not in comp.recipes:
-            raise PipelineError(f"{comp.folder}/competition.py: no recipe {recipe_name!r} "
-                                f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
-        recipe = comp.recipes[recipe_name]
-    recipe = recipe.with_overrides(**overrides)
-    validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry],
-                    images=not comp.table)
+    recipe, recipe_name = resolve_recipe(comp, recipe, dev.device.type == "cuda", overrides)
     if parallel == "data" and recipe.batch_size % ranks.world:
         raise PipelineError(f"batch size {recipe.batch_size} is the global batch and must split evenly over "
                             f"{ranks.world} ranks; use --batch-size {recipe.batch_size // ranks.world * ranks.world or ranks.world}")
@@ -121,9 +111,28 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     return r
 
 
+def resolve_recipe(comp: Competition, recipe: Recipe | str | None, cuda: bool, overrides: dict) -> tuple[Recipe, str]:
+    """(the recipe a run trains, its name): the one named, the device's default (gpu on CUDA, else
+    cpu) or one given, with the command line's `overrides` (recipe.SETTINGS), checked before any
+    data is read (`pipeline kernel` checks a kernel's this way before it is pushed)."""
+    if isinstance(recipe, Recipe):
+        recipe_name = "custom"
+    else:
+        recipe_name = recipe or ("gpu" if cuda else "cpu")
+        if recipe_name not in comp.recipes:
+            raise PipelineError(f"{comp.folder}/competition.py: no recipe {recipe_name!r} "
+                                f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
+        recipe = comp.recipes[recipe_name]
+    recipe = recipe.with_overrides(**overrides)
+    validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry],
+                    images=not comp.table)
+    if comp.table:
+        widths(recipe.arch)  # an unknown --arch: said now
+    return recipe, recipe_name
+
+
 def _table(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, log: Callable) -> dict:
     """A table's rows (tables/source.py), read once and cached; its target's range set from them."""
-    widths(recipe.arch)  # an unknown --arch: said now
     source = TableSource(comp.layout, data_dir, workdir.cache(comp.name), comp.features, log=log)
     train_ids, test_ids = source.ids()
     target = source.targets()

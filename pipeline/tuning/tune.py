@@ -9,8 +9,9 @@ run folder (<study>-<number>) and registry row, so `pipeline report` ranks trial
   of a staged recipe suits it: Hyperband's first rungs judge after an epoch or two, where a
   head trained on frozen features ranks trials badly, and its brackets pay over hundreds of
   trials. `--pruner hyperband` or `none` choose otherwise.
-- Folds: a trial trains fold 0 by default, `--folds 0,1` (scored out-of-fold over both: one
-  fold's noise is the size of most gains) or `all`.
+- Folds: a trial trains fold 0 by default (under a time split the last fold, the competition's
+  own: fold 0 is the earliest block, trained on the least history), `--folds 0,1` (scored
+  out-of-fold over both: one fold's noise is the size of most gains) or `all`.
 - The study lives in a journal file under data/tune/<competition>/ (several processes on one
   machine share it) or `--storage URL` (an RDB, for several machines). Stopping and starting
   `pipeline tune` again continues the same study. A trial left running by a killed process
@@ -114,7 +115,7 @@ def make_pruner(kind, epochs: int):
 
 
 def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sampler: str = "tpe",
-         timeout: float | None = None, folds: str = "0", storage: str | None = None, pruner="median",
+         timeout: float | None = None, folds: str | None = None, storage: str | None = None, pruner="median",
          recipe: str | None = None, data: str | None = None, device: str = "auto", seed: int | None = None,
          workdir: Workdir | None = None, log: Callable = print) -> str:
     """Run trials until the study has asked for `trials` (all processes together, failed ones
@@ -216,9 +217,12 @@ def _stopped(study: str, failed: list[tuple[int, str]]) -> str:
             f"{' in a row' if len(failed) > 1 else ''}: the study stops; failed trials count toward --trials)")
 
 
-def _trial_folds(folds: str, base: Recipe) -> tuple[int, ...] | str:
+def _trial_folds(folds: str | None, base: Recipe) -> tuple[int, ...] | str:
     """--folds, read as `pipeline run --train-folds` reads it: "all", or the folds every trial
-    trains (e.g. "0,1"), each one of the recipe's and named once."""
+    trains (e.g. "0,1"), each one of the recipe's and named once. None: fold 0, or under a time
+    split the last (the period just before the test's, trained on all the history before it)."""
+    if folds is None:
+        return (base.folds - 1,) if base.split == "time" else (0,)
     try:
         chosen = _folds(folds)
     except ValueError:
