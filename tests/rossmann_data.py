@@ -29,13 +29,13 @@ STORE_CSV = '''"Store","StoreType","Assortment","CompetitionDistance","Competiti
 TRAIN_COLUMNS = ["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
 
 
-def real_slice(root: Path, days: int = 120, test_days: int = 14) -> Path:
-    """STORES' last `days + test_days` days of the shared train.csv: the first `days` as
+def real_slice(root: Path, days: int = 120, test_days: int = 14, stores=STORES) -> Path:
+    """`stores`' last `days + test_days` days of the shared train.csv: the first `days` as
     train.csv, the last `test_days` as test.csv (Sales and Customers dropped, an Id added)."""
     rows = pd.read_csv(REAL / "train.csv", dtype={"StateHoliday": str})
-    rows = rows[rows["Store"].isin(STORES)]
+    rows = rows[rows["Store"].isin(stores)]
     head, *lines = (REAL / "store.csv").read_text().splitlines()
-    store = "\n".join([head, *(line for line in lines if int(line.split(",")[0]) in STORES)]) + "\n"
+    store = "\n".join([head, *(line for line in lines if int(line.split(",")[0]) in stores)]) + "\n"
     return _write(root, rows, store, days, test_days)
 
 

@@ -1,5 +1,5 @@
 """Tiny tables for the table tests: `rossmann` cuts a few stores' last weeks out of the shared
-copy of the real Rossmann data (Kaggle's files, columns and quoting; skipped where there is none),
+copy of the real Rossmann data (rossmann_data.py; skipped where there is none),
 `shop` makes up a small dated table of its own, and `tiny_recipe` is a table recipe that trains in
 a second or two on a CPU."""
 from pathlib import Path
@@ -10,13 +10,7 @@ import pytest
 
 from pipeline.recipe import Phase, Recipe
 
-# ../shared/datasets beside the checkout, as tests/test_slow.py finds it, or beside a folder
-# above it (a git worktree lies deeper)
-SHARED = next((p / "shared" / "datasets" for p in Path(__file__).resolve().parents[1:]
-               if (p / "shared" / "datasets").is_dir()), None)
-ROSSMANN = SHARED / "rossmann-store-sales" if SHARED else None
-STORES = (1, 2, 3, 12, 13)
-PER_DAY = 1115  # train.csv has a row per store a day (most days), newest day first
+from rossmann_data import REAL, real_slice
 
 
 def tiny_recipe(**changes) -> Recipe:
@@ -27,24 +21,11 @@ def tiny_recipe(**changes) -> Recipe:
 
 
 def rossmann(root: Path, days: int = 35, test_days: int = 7) -> Path:
-    """STORES over the last `days + test_days` days of the shared train.csv: the last `test_days`
-    days become test.csv (Sales and Customers held back, an Id per row) and sample_submission.csv."""
-    if ROSSMANN is None or not (ROSSMANN / "train.csv").is_file():
+    """A few stores' last weeks of the shared Rossmann data (rossmann_data.real_slice), skipped
+    where there is none."""
+    if REAL is None:
         pytest.skip("needs shared/datasets/rossmann-store-sales")
-    rows = pd.read_csv(ROSSMANN / "train.csv", dtype={"StateHoliday": str}, nrows=PER_DAY * (days + test_days + 2))
-    dates = sorted(rows["Date"].unique())[-(days + test_days):]
-    rows = rows[rows["Store"].isin(STORES) & rows["Date"].isin(dates)]
-    test = rows["Date"].isin(dates[-test_days:])
-    root.mkdir(parents=True, exist_ok=True)
-    rows[~test].to_csv(root / "train.csv", index=False, quoting=2)  # (csv.QUOTE_NONNUMERIC, as Kaggle's)
-    ids = np.arange(1, test.sum() + 1)
-    rows[test].drop(columns=["Sales", "Customers"]).assign(Id=ids)[
-        ["Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday"]].to_csv(
-        root / "test.csv", index=False, quoting=2)
-    pd.DataFrame({"Id": ids, "Sales": 0}).to_csv(root / "sample_submission.csv", index=False, quoting=2)
-    head, *lines = (ROSSMANN / "store.csv").read_text().splitlines()
-    (root / "store.csv").write_text("\n".join([head, *(l for l in lines if int(l.split(",")[0]) in STORES)]) + "\n")
-    return root
+    return real_slice(root, days, test_days, stores=(1, 2, 3, 12, 13))
 
 
 def shop(root: Path, days: int = 40, test_days: int = 5, seed: int = 0) -> Path:
