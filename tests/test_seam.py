@@ -12,23 +12,13 @@ from torch import nn
 from pipeline.core.device import Device
 from pipeline.metrics import accuracy
 from pipeline.recipe import Phase, Recipe, mining_round, swa_round
+from pipeline.tables.inputs import Rows
 from pipeline.training.folds import FoldData
 from pipeline.training.tasks import CLASSIFICATION
 from pipeline.training.trainer import fit
 import pipeline
 
 pytestmark = pytest.mark.quick
-
-
-class Examples(torch.utils.data.Dataset):
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int):
-        return (self.x[i], self.y[i]) if self.y is not None else self.x[i]
 
 
 class Vectors:
@@ -41,7 +31,7 @@ class Vectors:
         x = self.x[rows]
         if augment is not None:
             x = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(augment))
-        return Examples(x, None if labels is None else torch.as_tensor(labels[rows]))
+        return Rows(x, None if labels is None else torch.as_tensor(labels[rows]))
 
     def placer(self, model, dev):
         dev.place(model)
