@@ -5,6 +5,7 @@ mining rounds are phases too, built from the phase they continue by `swa_round` 
 `mining_round`. SETTINGS lists what a command line may override (cli.py, Recipe.with_overrides)."""
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -151,16 +152,29 @@ def _replace_rounds(phases: tuple[Phase, ...], kind: str, new: Phase | None) -> 
     return tuple(kept)
 
 
+# The parsers of the settings that are not plain numbers or words: argparse names the flag before
+# an ArgumentTypeError's text ("argument --oversample: ..."); a ValueError would read "invalid _oversample value"
 def _folds(text: str) -> tuple[int, ...] | str:
-    return "all" if text == "all" else tuple(int(k) for k in text.split(","))
+    try:
+        return "all" if text == "all" else tuple(int(k) for k in text.split(","))
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r}: 'all' or fold numbers, e.g. 0 or 0,1") from None
 
 
 def _snapshots(text: str) -> int | tuple[str, ...]:
-    return int(text) if text.isdigit() else tuple(text.split(","))
+    return int(text) if text.isdigit() else tuple(text.split(","))  # (names are checked against the recipe's)
 
 
 def _oversample(text: str) -> str | float:
-    return text if text in ("none", "max") else float(text)
+    if text in ("none", "max"):
+        return text
+    try:
+        power = float(text)
+    except ValueError:
+        power = None
+    if power is None or not 0 <= power <= 1:
+        raise ArgumentTypeError(f"{text!r}: none, max (up to the largest class) or a power in [0, 1]")
+    return power
 
 
 @dataclass(frozen=True)

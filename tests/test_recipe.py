@@ -69,3 +69,15 @@ def test_a_recipe_of_only_averaging_phases_takes_the_other_overrides():
     assert only.with_overrides(tta=4, swa=None).tta == 4
     with pytest.raises(PipelineError, match="has none"):
         only.with_overrides(hard_negatives=0.1)
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("argv, said", [
+    (["--oversample", "maxx"], "argument --oversample: 'maxx': none, max (up to the largest class) or a power in [0, 1]"),
+    (["--oversample", "2"], "argument --oversample: '2': none, max"),
+    (["--train-folds", "0,x"], "argument --train-folds: '0,x': 'all' or fold numbers, e.g. 0 or 0,1"),
+])
+def test_a_flag_the_parser_refuses_is_named_with_what_it_takes(argv, said, capsys):
+    with pytest.raises(SystemExit):
+        parser().parse_args(["run", "x", *argv])
+    assert said in capsys.readouterr().err
