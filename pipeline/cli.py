@@ -8,6 +8,7 @@ import re
 import shlex
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from pipeline import PipelineError, stop_on_sigterm
@@ -30,10 +31,13 @@ def _settings(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    # no abbreviations: --train-fold is a typo to say, not --train-folds to guess (nor, once another
+    # flag shares the prefix, a different one)
+    ap = argparse.ArgumentParser(prog="pipeline", description=__doc__, allow_abbrev=False)
     sub = ap.add_subparsers(dest="command", required=True)
+    command = partial(sub.add_parser, allow_abbrev=False)
 
-    run = sub.add_parser("run", help="folds -> train -> predict -> submit -> scores for a competition")
+    run = command("run", help="folds -> train -> predict -> submit -> scores for a competition")
     run.add_argument("competition")
     _settings(run)
     run.add_argument("--parallel", choices=("data", "folds"),
@@ -44,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--trial", metavar="STUDY:NUMBER", help="run a `pipeline tune` trial's settings again")
     run.add_argument("--storage", help="with --trial: the study's storage URL, if not the local journal")
 
-    tu = sub.add_parser("tune", help="hyperparameter search (Optuna) over the competition's `search` space; "
+    tu = command("tune", help="hyperparameter search (Optuna) over the competition's `search` space; "
                         "each trial an ordinary run")
     tu.add_argument("competition")
     tu.add_argument("--study", default="study", help="the study's name: run again to continue it (default study)")
@@ -65,14 +69,14 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     tu.add_argument("--show", action="store_true", help="the best trials, the best recipe, and plots; no training")
 
-    lr = sub.add_parser("lr-find", help="the learning-rate range test under a phase's conditions; writes a PNG")
+    lr = command("lr-find", help="the learning-rate range test under a phase's conditions; writes a PNG")
     lr.add_argument("competition")
     lr.add_argument("--phase", type=int, default=1, help="which phase of the recipe, from 1 (default 1)")
     lr.add_argument("--fold", type=int, default=0, help="which fold's training images (default 0)")
     lr.add_argument("--steps", type=int, default=100, help="at most this many batches (default 100)")
     _settings(lr)
 
-    chk = sub.add_parser("check", help="sanity checks: a labelled batch PNG (a table: its columns), and overfitting "
+    chk = command("check", help="sanity checks: a labelled batch PNG (a table: its columns), and overfitting "
                          "a few dozen images (rows)")
     chk.add_argument("competition")
     chk.add_argument("--images", type=int, default=48, help="how many images (rows of a table) to memorise (default 48)")
@@ -84,21 +88,21 @@ def parser() -> argparse.ArgumentParser:
                      help="layer groups to keep frozen, e.g. early,late (default: none)")
     _settings(chk)
 
-    snaps = sub.add_parser("snapshots", help="list a run's snapshots (and SWA model) per fold")
+    snaps = command("snapshots", help="list a run's snapshots (and SWA model) per fold")
     snaps.add_argument("competition")
     snaps.add_argument("--run", help="run name (default: the only run, or cpu/gpu)")
 
-    sm = sub.add_parser("submit", help="validate a run's submission file, then submit it to Kaggle")
+    sm = command("submit", help="validate a run's submission file, then submit it to Kaggle")
     sm.add_argument("competition")
     sm.add_argument("--run", help="run name (default: the only run)")
     sm.add_argument("-m", "--message", required=True, help="the submission's description on Kaggle")
     sm.add_argument("--data", help="the competition's data folder, for its sample submission (default: as run finds it)")
 
-    sms = sub.add_parser("submissions", help="the competition's Kaggle submissions with their leaderboard scores "
+    sms = command("submissions", help="the competition's Kaggle submissions with their leaderboard scores "
                          "(stored in data/registry/submissions.parquet)")
     sms.add_argument("competition")
 
-    kn = sub.add_parser("kernel", help="a folder for `kaggle kernels push` that runs the competition in a Kaggle "
+    kn = command("kernel", help="a folder for `kaggle kernels push` that runs the competition in a Kaggle "
                         "kernel with the internet off (written to data/kernels/)")
     kn.add_argument("competition")
     kn.add_argument("--dataset", action="store_true",
@@ -108,15 +112,15 @@ def parser() -> argparse.ArgumentParser:
     kn.add_argument("--run-args", default="", metavar='"OPTIONS"',
                     help='options of `pipeline run` for the kernel, e.g. --run-args="--recipe gpu --train-folds all"')
 
-    rp = sub.add_parser("report", help="the recorded runs as a leaderboard sorted by CV score, with a paired "
+    rp = command("report", help="the recorded runs as a leaderboard sorted by CV score, with a paired "
                         "comparison of two runs on their shared folds")
     rp.add_argument("competition", nargs="?", help="one competition (default: all recorded)")
     rp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                     help="paired comparison of these two runs (default: the best two)")
     rp.add_argument("--html", metavar="FILE", help="also write a self-contained page with the table and plots")
 
-    sub.add_parser("list", help="the competitions this installation knows")
-    nw = sub.add_parser("new", help="start a competition: competitions/<name>/ with a definition for its data layout")
+    command("list", help="the competitions this installation knows")
+    nw = command("new", help="start a competition: competitions/<name>/ with a definition for its data layout")
     nw.add_argument("competition", help="its name, best Kaggle's slug (e.g. dog-breed-identification)")
     nw.add_argument("--layout", required=True, choices=("folders", "csv", "multilabel", "filename", "table"),
                     help="folders: train/<class>/<image>; csv: a CSV of id,label; multilabel: a CSV of "
@@ -126,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
                     "(default: data/<competition>/ when it holds them)")
     nw.add_argument("--slug", help="Kaggle's slug, if the name differs")
     nw.add_argument("--dir", default="competitions", help="where to create it (default: ./competitions)")
-    dl = sub.add_parser("download", help="download a competition's data from Kaggle into data/<competition>/")
+    dl = command("download", help="download a competition's data from Kaggle into data/<competition>/")
     dl.add_argument("competition")
     dl.add_argument("--force", action="store_true", help="download again even if it was downloaded before")
     return ap

@@ -1,6 +1,7 @@
 """A recipe's phases are the phases that train: the SWA and mining rounds are phases built by
 helpers, and the command line's --swa / --hard-negatives replace them; one list of settings
 drives both the command line and Recipe.with_overrides."""
+import argparse
 from dataclasses import replace
 
 import pytest
@@ -76,8 +77,20 @@ def test_a_recipe_of_only_averaging_phases_takes_the_other_overrides():
     (["--oversample", "maxx"], "argument --oversample: 'maxx': none, max (up to the largest class) or a power in [0, 1]"),
     (["--oversample", "2"], "argument --oversample: '2': none, max"),
     (["--train-folds", "0,x"], "argument --train-folds: '0,x': 'all' or fold numbers, e.g. 0 or 0,1"),
+    (["--train-fold", "0"], "unrecognized arguments: --train-fold 0"),  # no abbreviations
 ])
 def test_a_flag_the_parser_refuses_is_named_with_what_it_takes(argv, said, capsys):
     with pytest.raises(SystemExit):
         parser().parse_args(["run", "x", *argv])
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.quick
+def test_no_command_takes_an_abbreviated_flag(capsys):
+    ap = parser()
+    commands = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert not ap.allow_abbrev and not any(p.allow_abbrev for p in commands.values())
+    for argv in (["check", "x", "--image", "4"], ["tune", "x", "--trial", "3"], ["report", "--comp", "a", "b"]):
+        with pytest.raises(SystemExit):
+            ap.parse_args(argv)
+        assert "unrecognized arguments" in capsys.readouterr().err
