@@ -28,6 +28,10 @@ def _settings(p: argparse.ArgumentParser) -> None:
     for s in SETTINGS:
         p.add_argument("--" + s.name.replace("_", "-"), type=s.parse, choices=s.choices, metavar=s.metavar,
                        help=s.help)
+    p.add_argument("--set", action="append", default=[], dest="assignments", metavar="NAME=VALUE",
+                   help="any setting a search may name, again for each: a phase's (numbered from 1, as the logs "
+                   "number them) phaseN.lr, .ratio, .epochs or .size, or a recipe's, e.g. --set phase2.epochs=3 "
+                   "--set phase1.lr=3e-3 --set weight_decay=0.1; a rate per layer group: phase2.lr=1e-4,3e-4,1e-3")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -144,7 +148,7 @@ def kernel(args: argparse.Namespace) -> str:
     run_args = shlex.split(args.run_args)
     run = parser().parse_args(["run", comp.name, *run_args])  # a typo fails here, not an hour into the kernel
     # and settings the recipe cannot take (--tta 2 for a table's rows): the kernel has a GPU
-    resolve_recipe(comp, run.recipe, True, {s.name: getattr(run, s.name) for s in SETTINGS})
+    resolve_recipe(comp, run.recipe, True, {s.name: getattr(run, s.name) for s in SETTINGS}, run.assignments)
     workdir = Workdir.default()
     kernel_dir = build_kernel(comp, workdir.kernel(comp.name), user, run_args)
     lines = [f"kernel: {kernel_dir} (kernel-metadata.json, pipeline-{comp.name}.py)"]
@@ -207,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 recipe, trial_run = trial_settings(load(args.competition), args.trial, args.storage, Workdir.default())
                 name = name or trial_run
             r = start(args.competition, data=args.data, run=name, recipe=recipe, device=args.device,
-                      compile=args.compile, **parallel, **{s.name: getattr(args, s.name) for s in SETTINGS})
+                      compile=args.compile, assignments=args.assignments, **parallel,
+                      **{s.name: getattr(args, s.name) for s in SETTINGS})
             if args.command == "run":
                 result = run_all(r)
                 if result is not None:  # (rank 0's)

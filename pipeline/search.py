@@ -14,15 +14,17 @@ number them:
 
 Phase settings: lr, ratio, epochs, size (images'). Recipe settings: any of Recipe's plain fields
 (arch, batch_size, weight_decay, label_smoothing, random_crop, oversample, tta, checkpoint,
-snapshots, seed) and the SWA and mining rounds (swa, hard_negatives)."""
+snapshots, seed) and the SWA and mining rounds (swa, hard_negatives). `pipeline run --set NAME=VALUE`
+takes the same names (`assigned` reads its values, `apply` puts them in the recipe)."""
 from __future__ import annotations
 
 import re
+from argparse import ArgumentTypeError
 from dataclasses import MISSING, dataclass, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 from pipeline import PipelineError
-from pipeline.recipe import Phase, Recipe, differential, follow, ordinary
+from pipeline.recipe import SETTINGS, Phase, Recipe, differential, follow, ordinary
 
 
 @dataclass(frozen=True)
@@ -61,19 +63,9 @@ def check(space: dict, recipe: Recipe, where: str) -> None:
         raise PipelineError(f"{where}: the search space is empty; declare `search = {{...}}` (see pipeline/search.py)")
     for name, dist in space.items():
         at = f"{where}: search[{name!r}]"
-        phase = _phase_name(name)
-        if phase:
-            index, key = phase
-            if not 1 <= index <= len(recipe.phases):
-                raise PipelineError(f"{at}: the recipe has phases 1 to {len(recipe.phases)}")
-            if key not in PHASE_KEYS:
-                raise PipelineError(f"{at}: a phase's searchable settings are {', '.join(PHASE_KEYS)}")
-            if key == "size" and recipe.phases[index - 1].size is None:  # (a table's phases: its rows have no size)
-                raise PipelineError(f"{at}: phase {index} has no size to search (a table's rows have none); "
-                                    f"search its lr or epochs")
-        elif name not in RECIPE_KEYS + OVERRIDES:
-            raise PipelineError(f"{at}: no recipe setting of that name; use phaseN.{{{','.join(PHASE_KEYS)}}} "
-                                f"or one of {', '.join(RECIPE_KEYS + OVERRIDES)}")
+        wrong = problem(name, recipe, "search")
+        if wrong:
+            raise PipelineError(f"{at}: {wrong}")
         if isinstance(dist, Choice):
             if not dist.values:
                 raise PipelineError(f"{at}: Choice() of nothing; list the values")
@@ -82,6 +74,30 @@ def check(space: dict, recipe: Recipe, where: str) -> None:
                 raise PipelineError(f"{at}: {dist} is empty (low must be below high, and above 0 on a log scale)")
         else:
             raise PipelineError(f"{at}: {dist!r}; use Float(low, high), Int(low, high) or Choice(a, b, ...)")
+
+
+def problem(name: str, recipe: Recipe, verb: str) -> str | None:
+    """What is wrong with `name` as a setting of `recipe` to `verb` ("search", "set"), or None."""
+    phase = _phase_name(name)
+    if phase:
+        index, key = phase
+        if not 1 <= index <= len(recipe.phases):
+            return f"the recipe has phases 1 to {len(recipe.phases)}; {names(recipe)}"
+        if key not in PHASE_KEYS:
+            return f"a phase's settings to {verb} are {', '.join(PHASE_KEYS)}"
+        if key == "size" and recipe.phases[index - 1].size is None:  # (a table's phases: its rows have no size)
+            return f"phase {index} has no size to {verb} (a table's rows have none); {verb} its lr or epochs"
+    elif name not in RECIPE_KEYS + OVERRIDES:
+        return f"no recipe setting of that name; {names(recipe)}"
+    return None
+
+
+def names(recipe: Recipe) -> str:
+    """The settings a search or --set may name in `recipe`, in words."""
+    keys = [k for k in PHASE_KEYS if k != "size" or any(p.size is not None for p in recipe.phases)]
+    n = len(recipe.phases)
+    return (f"use phaseN.{{{','.join(keys)}}} (N from 1 to {n}, e.g. phase{n}.{keys[0]}) "
+            f"or one of {', '.join(RECIPE_KEYS + OVERRIDES)}")
 
 
 def suggest(trial, space: dict) -> dict[str, Any]:
@@ -128,6 +144,51 @@ def apply(recipe: Recipe, params: dict[str, Any]) -> Recipe:
     return replace(recipe, phases=tuple(phases))
 
 
+def assigned(recipe: Recipe, texts: Sequence[str]) -> dict[str, Any]:
+    """`--set NAME=VALUE`s as the values `apply` takes: each name one a search of `recipe` could
+    name, each value read as its setting needs (a whole number, a number, a rate per layer group)."""
+    flags = {s.name: s for s in SETTINGS}
+    out: dict[str, Any] = {}
+    for text in texts:
+        name, eq, value = (part.strip() for part in text.partition("="))
+        at = f"--set {text}"
+        if not eq or not name or not value:
+            raise PipelineError(f"{at}: give NAME=VALUE, e.g. --set phase1.lr=3e-3; {names(recipe)}")
+        wrong = problem(name, recipe, "set")
+        if wrong and name in flags:  # folds, train_folds, weights, swa_schedule: not searched, but flags
+            wrong = f"set it with --{name.replace('_', '-')} {value}"
+        if wrong:
+            raise PipelineError(f"{at}: {wrong}")
+        if name in out:
+            raise PipelineError(f"{at}: {name} is set twice; set it once")
+        phase = _phase_name(name)
+        read = PHASE_READERS[phase[1]] if phase else flags[name].parse if name in flags else \
+            type(next(f.default for f in fields(Recipe) if f.name == name))  # (weight_decay, label_smoothing: floats)
+        try:
+            out[name] = read(value)
+        except (ValueError, ArgumentTypeError) as e:
+            raise PipelineError(f"{at}: {e if isinstance(e, ArgumentTypeError) else WORDS.get(read, e)}") from None
+        choices = flags[name].choices if name in flags else None
+        if choices and out[name] not in choices:
+            raise PipelineError(f"{at}: use one of {', '.join(map(str, choices))}")
+    for index in {p[0] for p in map(_phase_name, out) if p}:
+        lr = out.get(f"phase{index}.lr", recipe.phases[index - 1].lr)
+        if f"phase{index}.ratio" in out and (lr == "find" or isinstance(out.get(f"phase{index}.lr"), tuple)):
+            raise PipelineError(f"--set phase{index}.ratio spreads one peak rate over the layer groups, but "
+                                f"phase {index}'s lr is {lr!r}; set phase{index}.lr to one number")
+    return out
+
+
+def _rates(text: str) -> float | tuple[float, ...] | str:
+    """A phase's lr: a number, one per layer group (1e-4,3e-4,1e-3), or "find" (lr range test)."""
+    return text if text == "find" else tuple(float(t) for t in text.split(",")) if "," in text else float(text)
+
+
+PHASE_READERS = {"lr": _rates, "ratio": float, "epochs": int, "size": int}
+WORDS = {int: "a whole number", float: "a number",
+         _rates: "a number, one per layer group (e.g. 1e-4,3e-4,1e-3), or find"}
+
+
 def _phase_name(name: str) -> tuple[int, str] | None:
     """(phase number from 1, setting) of a name such as "phase4.lr"; None for a recipe setting."""
     m = re.fullmatch(r"phase(\d+)\.(\w+)", name)
@@ -138,7 +199,9 @@ def _phase(p: Phase, values: dict[str, Any]) -> Phase:
     rates = p.lr if isinstance(p.lr, tuple) else None
     head = values.get("lr", rates[-1] if rates else p.lr)
     lr = p.lr  # (a trial that sets only epochs or size keeps the phase's rates, differential ones too)
-    if "ratio" in values:
+    if isinstance(values.get("lr"), (tuple, str)):  # --set phase2.lr=1e-4,3e-4,1e-3 or find: as given
+        lr = values["lr"]
+    elif "ratio" in values:
         lr = differential(head, len(rates) if rates else 3, values["ratio"])
     elif "lr" in values:
         lr = tuple(r * head / rates[-1] for r in rates) if rates else head  # the body keeps its share

@@ -67,6 +67,10 @@ def test_kernel_folder_is_ready_to_push(workdir, monkeypatch, capsys):
     assert "['--recipe', 'gpu', '--train-folds', 'all']" in script and "--no-index" in script
     with pytest.raises(SystemExit):  # a typo in the run options fails now, not inside the kernel
         main(["kernel", "plant-seedlings", "--run-args=--tta 3"])
+    assert main(["kernel", "plant-seedlings", "--run-args=--set phase9.lr=1e-3"]) == 2  # and a --set
+    assert "--set phase9.lr=1e-3: the recipe has phases 1 to 3" in capsys.readouterr().err
+    assert main(["kernel", "plant-seedlings", "--run-args=--set phase3.epochs=2"]) == 0
+    assert "['--set', 'phase3.epochs=2']" in (folder / meta["code_file"]).read_text()
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(workdir / "nowhere"))
     with pytest.raises(PipelineError, match="--owner"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from pipeline.kaggle.download import download
 from pipeline.kaggle.locate import find_data, not_found
 from pipeline.preprocess import tag as preprocess_tag
 from pipeline.recipe import Recipe, validate as validate_recipe
+from pipeline.search import apply, assigned
 from pipeline.stages import submission as sub
 from pipeline.training.models import GROUP_NAMES, create_model
 from pipeline.stages.source import Source
@@ -79,9 +80,11 @@ class Run:
 
 def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = None, run: str | None = None,
           recipe: Recipe | str | None = None, device: str = "auto", compile: bool = False,
-          parallel: str | None = None, sync_bn: bool = False, log: Callable = say, **overrides) -> Run:
-    """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS;
-    `parallel` and `sync_bn` are for several processes under torchrun (distributed.py)."""
+          parallel: str | None = None, sync_bn: bool = False, log: Callable = say, assignments: Sequence[str] = (),
+          **overrides) -> Run:
+    """Resolve the settings and find the data (the `data` stage). `overrides` are recipe.SETTINGS,
+    `assignments` NAME=VALUE texts (--set); `parallel` and `sync_bn` are for several processes
+    under torchrun (distributed.py)."""
     t0 = time.time()
     workdir = workdir or Workdir.default()
     comp = load(comp_name)
@@ -97,7 +100,7 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
         dev = replace(dev, group=ranks)
     if sync_bn and (parallel != "data" or dev.device.type != "cuda"):
         raise PipelineError("--sync-bn needs --parallel data on GPUs (torch's SyncBatchNorm runs on CUDA only)")
-    recipe, recipe_name = resolve_recipe(comp, recipe, dev.device.type == "cuda", overrides)
+    recipe, recipe_name = resolve_recipe(comp, recipe, dev.device.type == "cuda", overrides, assignments)
     if parallel == "data" and recipe.batch_size % ranks.world:
         raise PipelineError(f"batch size {recipe.batch_size} is the global batch and must split evenly over "
                             f"{ranks.world} ranks; use --batch-size {recipe.batch_size // ranks.world * ranks.world or ranks.world}")
@@ -111,9 +114,11 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
     return r
 
 
-def resolve_recipe(comp: Competition, recipe: Recipe | str | None, cuda: bool, overrides: dict) -> tuple[Recipe, str]:
+def resolve_recipe(comp: Competition, recipe: Recipe | str | None, cuda: bool, overrides: dict,
+                   assignments: Sequence[str] = ()) -> tuple[Recipe, str]:
     """(the recipe a run trains, its name): the one named, the device's default (gpu on CUDA, else
-    cpu) or one given, with the command line's `overrides` (recipe.SETTINGS), checked before any
+    cpu) or one given, with the command line's `overrides` (recipe.SETTINGS) and then its
+    `assignments` (--set NAME=VALUE, named as a search names them: search.py), checked before any
     data is read (`pipeline kernel` checks a kernel's this way before it is pushed)."""
     if isinstance(recipe, Recipe):
         recipe_name = "custom"
@@ -124,6 +129,11 @@ def resolve_recipe(comp: Competition, recipe: Recipe | str | None, cuda: bool, o
                                 f"(has {', '.join(comp.recipes)}); pass --recipe NAME")
         recipe = comp.recipes[recipe_name]
     recipe = recipe.with_overrides(**overrides)
+    params = assigned(recipe, assignments)
+    twice = [n for n in params if overrides.get(n) is not None]
+    if twice:
+        raise PipelineError(f"--{twice[0].replace('_', '-')} and --set {twice[0]}: give the setting once")
+    recipe = apply(recipe, params)
     validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry],
                     images=not comp.table)
     if comp.table:
