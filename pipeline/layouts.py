@@ -195,6 +195,33 @@ class FileNames(_ImageFolders):
         _check_labels(df["label"], classes, False, folder)
         return _train_table(df, folder, "give each image a name of its own (its id is the name less its suffix)")
 
+    def notices(self, root: Path) -> list[str]:
+        return super().notices(root) + self._singletons(root)
+
+    def _singletons(self, root: Path) -> list[str]:
+        """A line when nearly every one of many classes has a single image: the pattern likely takes
+        more of each name than its label (cloudy1.jpg read as class "cloudy1"), and no fold could
+        hold such a class out; the folds would refuse the run without saying why."""
+        folder = root / self.train_dir
+        found: dict[str, list[Path]] = {}
+        for p in list_images(folder) if folder.is_dir() else []:
+            m = re.match(self.pattern, p.name)
+            if m:  # (a name that doesn't match is train()'s error)
+                found.setdefault(m.group("label"), []).append(p)
+        ones = [(label, paths[0].name) for label, paths in found.items() if len(paths) == 1]
+        if len(found) < 20 or len(ones) <= len(found) / 2:
+            return []
+        label, name = ones[0]
+        letters = re.match(LETTERS, name)
+        example = f": {name} -> {letters['label']!r}" if letters else ""
+        return [f"{len(ones)} of {len(found)} classes have a single image ({name} is class {label!r}): the layout's "
+                f"pattern r\"{self.pattern}\" likely takes more of each name than its label; set `pattern` in the "
+                f"definition, e.g. pattern=r\"{LETTERS}\" (the name up to a digit or dot{example})"]
+
+
+# FileNames' pattern for names that number their images without a dot: cloudy1.jpg -> "cloudy"
+LETTERS = r"(?P<label>[^\d.]+)"
+
 
 # How a gap reads in a CSV written from a table with gaps (pandas, R, spreadsheets): no label, not
 # a class, unless the definition lists a class by that name. "NA" and "None" are left out: they

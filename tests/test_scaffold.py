@@ -66,6 +66,24 @@ def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
 
 
 @pytest.mark.quick
+def test_a_label_pattern_that_makes_a_class_of_every_image_is_named_at_the_start(workdir, capsys):
+    """cloudy1.jpg read as class "cloudy1" by the default pattern: the folds refuse the run, and
+    the notice before them says why."""
+    assert main(["new", "weather", "--layout", "filename"]) == 0
+    root = workdir / "data" / "weather"
+    for i in range(24):
+        write_jpg(root / "train" / f"{('cloudy', 'sunny')[i % 2]}{i}.jpg", i, 100 * (i % 2))
+    write_jpg(root / "test" / "t0.jpg", 0, 50)
+    pd.DataFrame({"id": ["t0"], "label": ["cloudy"]}).to_csv(root / "sample_submission.csv", index=False)
+    assert main(["run", "weather", "--arch", "test_efficientnet", "--weights", "none"]) == 2
+    out, err = capsys.readouterr()
+    assert ("weather: 24 of 24 classes have a single image (cloudy0.jpg is class 'cloudy0'): the layout's pattern "
+            'r"(?P<label>[^.]+)\\." likely takes more of each name than its label; set `pattern` in the definition, '
+            'e.g. pattern=r"(?P<label>[^\\d.]+)" (the name up to a digit or dot: cloudy0.jpg -> \'cloudy\')') in out
+    assert "or more data" in err
+
+
+@pytest.mark.quick
 @pytest.mark.parametrize("change, error", [
     ('metric = f2', "metric 'f2' is for tags per image but the layout has one class"),
     ('submission = Submission(id_column="id")', "needs exactly one of label_column"),
