@@ -13,6 +13,7 @@ from pipeline import PipelineError
 from pipeline.competition import Submission, available
 from pipeline.core.files import atomic_path
 from pipeline.core.workdir import Workdir, competition_name
+from pipeline.layouts import LETTERS, FileNames
 from pipeline.stages.submission import find_sample
 from pipeline.tables.guess import guess
 
@@ -21,26 +22,32 @@ from pipeline.tables.guess import guess
 PHOTOS = dict(symmetry="hflip", resize="crop", random_crop=0.75)
 TILES = dict(symmetry="dihedral", resize="squash", random_crop=0.0)
 
-# per layout: the import, the layout line, the metric and submission (its columns) the layout usually comes with
+# per layout: the import, comment lines on the settings whose defaults fit some data and not other, the
+# layout line, the metric and submission (its columns) the layout usually comes with
+IDS_NOTE = ("# suffix: added to an id to find its image (\"\" when the CSV's ids end in it already: x.jpg);\n"
+            "# test_id: the submission's ids are the test files' \"stem\"s (x) or \"name\"s (x.jpg)\n")
 LAYOUTS = {
     "folders": dict(
-        layout="ClassFolders",
+        layout="ClassFolders", note="",
         line='ClassFolders(train_dir="train", test_dir="test", test_id="name")',
         shape="train/<class>/<image>, test/<image>; the submission's ids are the test files' names",
         metric="accuracy", submission='id_column="file", label_column="label"', **PHOTOS),
     "csv": dict(
-        layout="LabelsCSV",
-        line='LabelsCSV(csv="train.csv", id_column="id", label_column="label", suffix=".jpg")',
+        layout="LabelsCSV", note=IDS_NOTE,
+        line='LabelsCSV(csv="train.csv", id_column="id", label_column="label", suffix=".jpg", test_id="stem")',
         shape="train.csv with columns id,label; train/<id>.jpg, test/<id>.jpg",
         metric="accuracy", submission='id_column="id", label_column="label"', **PHOTOS),
     "multilabel": dict(
-        layout="TagsCSV",
-        line='TagsCSV(csv="train.csv", id_column="id", label_column="tags", suffix=".jpg")',
+        layout="TagsCSV", note=IDS_NOTE,
+        line='TagsCSV(csv="train.csv", id_column="id", label_column="tags", suffix=".jpg", test_id="stem")',
         shape='train.csv with columns id,tags (space-separated: "a b"); train/<id>.jpg, test/<id>.jpg',
         metric="f2", submission='id_column="id", label_column="tags"', **TILES),
     "filename": dict(
         layout="FileNames",
-        line='FileNames(train_dir="train", test_dir="test")',
+        note=("# pattern: a regular expression whose group \"label\" finds the label in a training file's name;\n"
+              "# this one takes the name up to its first dot (cat.1.jpg: cat). Names numbered without a dot\n"
+              f"# (cloudy1.jpg: cloudy) need pattern=r\"{LETTERS}\", the name up to a digit or dot\n"),
+        line=f'FileNames(train_dir="train", test_dir="test", pattern=r"{FileNames.pattern}")',
         shape="the label in each file's name, up to its first dot: train/cat.1.jpg; test/<id>.jpg",
         metric="accuracy", submission='id_column="id", label_column="label"', **PHOTOS),
 }
@@ -65,7 +72,7 @@ from pipeline.recipe import starter
 from pipeline.search import Float
 
 slug = "{slug}"  # as in the competition's URL
-layout = {line}
+{note}layout = {line}
 classes = None  # None: the sorted training labels; list them to have unknown labels caught
 metric = {metric}  # as on the competition's Evaluation page: {metric_note}
 # the header of sample_submission.csv: id_column, then label_column holding the class (or tags);

@@ -1,11 +1,14 @@
 """`pipeline new`: a scaffolded competition, for each layout, runs end to end on data in the
 layout's usual names, without an edit."""
+import re
+
 import pandas as pd
 import pytest
 
 from kaggle_layouts import write_jpg
 from pipeline.cli import main
 from pipeline.competition import load
+from pipeline.layouts import FileNames
 
 
 def write_data(root, layout):
@@ -63,6 +66,25 @@ def test_new_refuses_a_taken_name_or_a_bad_one(workdir, capsys):
     assert main(["new", "fresh", "--layout", "csv"]) == 0
     assert main(["new", "fresh", "--layout", "csv"]) == 2
     assert not (workdir / "competitions" / "plant-seedlings").exists()
+
+
+@pytest.mark.quick
+def test_the_definition_shows_the_layout_settings_whose_defaults_fit_some_data_only(workdir, tmp_path):
+    for layout in ("csv", "multilabel", "filename"):
+        assert main(["new", f"shown-{layout}", "--layout", layout]) == 0
+    text = {layout: (workdir / "competitions" / f"shown-{layout}" / "competition.py").read_text()
+            for layout in ("csv", "multilabel", "filename")}
+    for layout in ("csv", "multilabel"):
+        assert 'suffix=".jpg", test_id="stem")' in text[layout] and '# suffix: ' in text[layout]
+        assert (load(f"shown-{layout}").layout.suffix, load(f"shown-{layout}").layout.test_id) == (".jpg", "stem")
+    assert 'pattern=r"(?P<label>[^.]+)\\.")' in text["filename"] and "cloudy1.jpg" in text["filename"]
+    assert load("shown-filename").layout == FileNames()
+    # the pattern the comment offers for cloudy1.jpg reads it as cloudy
+    offered = re.search(r'need pattern=r"([^"]+)"', text["filename"])[1]
+    for name in ("cloudy1.jpg", "cloudy12.jpg", "cat.3.jpg"):
+        (tmp_path / "train" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "train" / name).write_bytes(b"")
+    assert sorted(FileNames(pattern=offered).train(tmp_path, None)["label"]) == ["cat", "cloudy", "cloudy"]
 
 
 @pytest.mark.quick
