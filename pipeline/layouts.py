@@ -123,6 +123,11 @@ class LabelsCSV:
         paths = [folder / f"{i}{self.suffix}" for i in df[self.id_column]]
         missing = [p for p in paths if not p.is_file()]
         if missing:
+            first = str(df[self.id_column].iloc[paths.index(missing[0])])
+            if self.suffix and Path(first).suffix.lower() in IMAGE_SUFFIXES:  # x.jpg + ".jpg": looked for x.jpg.jpg
+                raise PipelineError(f"{missing[0]}: listed in {csv} but missing ({len(missing)} missing in all): "
+                                    f"its id {first!r} ends in its suffix already; set suffix=\"\" in the "
+                                    f"definition's layout (and test_id=\"name\" if the submission's ids do too)")
             raise PipelineError(f"{missing[0]}: listed in {csv} but missing ({len(missing)} missing in all); "
                                 f"download the competition data again")
         out = pd.DataFrame({"id": df[self.id_column], "path": paths, "label": df[self.label_column]})

@@ -106,6 +106,20 @@ def test_a_label_pattern_that_makes_a_class_of_every_image_is_named_at_the_start
 
 
 @pytest.mark.quick
+def test_csv_ids_that_carry_their_suffix_ask_for_suffix_empty(workdir, capsys):
+    assert main(["new", "suffixed", "--layout", "csv"]) == 0
+    root = workdir / "data" / "suffixed"
+    write_data(root, "csv")
+    labels = pd.read_csv(root / "train.csv", dtype=str)
+    labels["id"] += ".jpg"  # x.jpg, looked for as train/x.jpg.jpg
+    labels.to_csv(root / "train.csv", index=False)
+    assert main(["run", "suffixed"]) == 2
+    err = capsys.readouterr().err
+    assert "0.jpg.jpg: listed in" in err and "its id '0.jpg' ends in its suffix already; set suffix=\"\"" in err
+    assert "download the competition data again" not in err
+
+
+@pytest.mark.quick
 @pytest.mark.parametrize("change, error", [
     ('metric = f2', "metric 'f2' is for tags per image but the layout has one class"),
     ('submission = Submission(id_column="id")', "needs exactly one of label_column"),
