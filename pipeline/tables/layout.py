@@ -47,7 +47,8 @@ class Table:
         """(categorical, continuous): the definition's, then those the features add."""
         cat, cont = list(self.categorical), list(self.continuous)
         if self.date:
-            cat += feats.date_columns(self.date)
+            dates = feats.date_columns(self.date)
+            cat, cont = cat + dates[0], cont + dates[1]
         cont += feats.event_columns(self.events) if self.group or self.events else []
         return cat, cont
 
