@@ -2,7 +2,7 @@
 validation weeks as `pipeline run rossmann-store-sales` (fold 2, the last 42 days of train.csv,
 trained on every row before them: rossmann_fold.py).
 
-    PIPELINE_DATA=../shared/datasets python benchmarks/tables_lightgbm.py [--ordered-dates] [--refit]
+    PIPELINE_DATA=../shared/datasets python benchmarks/tables_lightgbm.py [--ordered-dates] [--refit] [--drop COLUMN ...]
 
 The features are the network's own array, as the fold's encoding makes it: each categorical
 column's code (0 for a value training never saw) given to LightGBM as a categorical feature, and
@@ -11,7 +11,8 @@ is-missing column beside it, itself categorical) and normalised; normalising is 
 trees split it as they would the raw numbers. With --ordered-dates, the date's parts (year,
 month, week, day, day of week and of year, month start and end) are given as ordered numbers
 instead: the encoding sorts each column's values before coding them, so a code's order is its
-value's (a tree then splits "before week 20", not "weeks 3, 17 and 21"). Target log1p(Sales), L2 loss; RMSPE is scored in
+value's (a tree then splits "before week 20", not "weeks 3, 17 and 21"). --drop leaves columns
+out (the trees' counterpart of tables_blank.py). Target log1p(Sales), L2 loss; RMSPE is scored in
 sales (expm1 of the predictions) on the rows with sales, by pipeline.metrics.rmspe.
 
 Two ways to stop, each printed as a row:
@@ -89,20 +90,28 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=50, help="rounds without a better validation L2 before stopping")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ordered-dates", action="store_true", help="the date's parts as ordered numbers, not categories")
+    ap.add_argument("--drop", nargs="*", default=[], help="columns to leave out, e.g. DateDayofyear DateWeek")
     ap.add_argument("--refit", action="store_true", help="also refit all training rows for the rounds fold 1 chose")
     args = ap.parse_args()
     params = {**PARAMS, "num_threads": args.threads}
 
     t0 = time.perf_counter()
     fold = rossmann_fold()
-    x, y, enc = fold.inputs.x, np.log1p(fold.sales), fold.inputs.encoding
-    categorical = [i for i, c in enumerate(enc.categorical)  # codes first (encoding.py)
-                   if not (args.ordered_dates and c in date_columns(fold.comp.layout.date))]
+    y, enc = np.log1p(fold.sales), fold.inputs.encoding
+    names = enc.categorical + enc.continuous  # codes first (encoding.py)
+    unknown = set(args.drop) - set(names)
+    if unknown:
+        raise SystemExit(f"--drop {', '.join(sorted(unknown))}: no such column; the columns: {', '.join(names)}")
+    kept = [i for i, c in enumerate(names) if c not in args.drop]
+    x = fold.inputs.x[:, kept] if args.drop else fold.inputs.x  # (a copy only when needed: 100 MB)
+    ordered = date_columns(fold.comp.layout.date) if args.ordered_dates else []
+    categorical = [j for j, i in enumerate(kept) if i < len(enc.categorical) and names[i] not in ordered]
     inner = training_rows(fold.folds, FOLD - 1, "time")  # the rows before fold 1
     fold1 = np.flatnonzero(fold.folds == FOLD - 1)        # the training rows' last 42 days
     valid = fold.valid_idx
+    dropped = f", {', '.join(args.drop)} left out" if args.drop else ""
     print(f"{len(fold.train_idx)} training rows, {len(valid)} validation rows, {x.shape[1]} columns "
-          f"({len(categorical)} of them categorical); data {time.perf_counter() - t0:.0f} s, resident {rss_mb():.0f} MB; "
+          f"({len(categorical)} of them categorical{dropped}); data {time.perf_counter() - t0:.0f} s, resident {rss_mb():.0f} MB; "
           f"{args.threads} threads, {params}\n")
 
     def score(booster) -> float:
