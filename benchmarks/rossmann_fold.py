@@ -1,17 +1,16 @@
 """Rossmann's validation fold as `pipeline run rossmann-store-sales` builds it, for the table
-benchmarks (tables_lightgbm.py, tables_throughput.py): the competition's frame (cached in the
-work folder's data/cache like a run's), three time-ordered folds of 42 days, fold 2 validated,
-trained on the rows before it, encoded as fitted on those rows."""
+benchmarks (tables_lightgbm.py, tables_throughput.py, tables_blank.py): the competition's frame
+(cached in the work folder's data/cache like a run's), three time-ordered folds of 42 days, fold 2
+validated, trained on the rows before it, encoded as fitted on those rows."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from pipeline.competition import Competition, load
 from pipeline.core.workdir import Workdir
+from pipeline.kaggle.locate import find_data, not_found
 from pipeline.tables.inputs import TableInputs
 from pipeline.tables.source import TableSource
 from pipeline.training.folds import time_folds, training_rows
@@ -31,9 +30,11 @@ class Fold:
 
 
 def rossmann_fold() -> Fold:
-    comp = load(SLUG)
-    data = Path(os.environ.get("PIPELINE_DATA", "/work/shared/datasets")) / SLUG
-    source = TableSource(comp.layout, data, Workdir.default().cache(SLUG), comp.features, log=lambda *a: None)
+    comp, workdir = load(SLUG), Workdir.default()
+    data = find_data(comp, None, workdir)  # $PIPELINE_DATA/rossmann-store-sales, or data/ here, as a run looks
+    if data is None:
+        raise SystemExit(not_found(comp, workdir))
+    source = TableSource(comp.layout, data, workdir.cache(SLUG), comp.features, log=lambda *a: None)
     sales = source.targets().to_numpy(np.float64)
     comp = comp.with_range(sales)
     days, horizon = source.days()

@@ -2,7 +2,8 @@
 validation weeks as `pipeline run rossmann-store-sales` (fold 2, the last 42 days of train.csv,
 trained on every row before them: rossmann_fold.py).
 
-    PIPELINE_DATA=../shared/datasets python benchmarks/tables_lightgbm.py [--ordered-dates] [--refit] [--drop COLUMN ...]
+    PIPELINE_DATA=../shared/datasets python benchmarks/tables_lightgbm.py [--ordered-dates] [--refit]
+        [--drop COLUMN ...]
 
 The features are the network's own array, as the fold's encoding makes it: each categorical
 column's code (0 for a value training never saw) given to LightGBM as a categorical feature, and
@@ -23,8 +24,10 @@ Two ways to stop, each printed as a row:
   honest number. With --refit, a third row: the whole of fold 2's training rows refitted for the
   rounds found on fold 1, scaled by the rows' ratio (the model a submission would use).
 
-Seconds: wall and CPU (all threads) of building the Dataset and boosting. Peak memory: the process's resident set, sampled every 50 ms during each fit (the frame and the
-fold's arrays, about 1 GiB, are already held). Record results in RESULTS.md."""
+Seconds: wall and CPU (all threads) of building the Dataset and boosting; CPU near wall rather
+than twice it says the two threads waited for each other (another process had a core). Peak
+memory: the process's resident set, sampled every 50 ms during each fit (the frame and the fold's
+arrays, about 1.1 GiB, are already held). Record results in RESULTS.md."""
 from __future__ import annotations
 
 import argparse
@@ -111,8 +114,8 @@ def main() -> None:
     valid = fold.valid_idx
     dropped = f", {', '.join(args.drop)} left out" if args.drop else ""
     print(f"{len(fold.train_idx)} training rows, {len(valid)} validation rows, {x.shape[1]} columns "
-          f"({len(categorical)} of them categorical{dropped}); data {time.perf_counter() - t0:.0f} s, resident {rss_mb():.0f} MB; "
-          f"{args.threads} threads, {params}\n")
+          f"({len(categorical)} of them categorical{dropped}); data {time.perf_counter() - t0:.0f} s, "
+          f"resident {rss_mb():.0f} MB; {args.threads} threads, {params}\n")
 
     def score(booster) -> float:
         return rmspe(fold.sales[valid], np.expm1(booster.predict(x[valid], num_threads=args.threads)))
@@ -120,18 +123,22 @@ def main() -> None:
     print("| stopped on | trained on rows | rounds (best) | fold 2 RMSPE | fit s, wall / CPU | peak resident MB |")
     print("|---|---|---|---|---|---|")
     runs = [("fold 2 (peeking)", fold.train_idx, valid), ("fold 1 (honest)", inner, fold1)]
-    found = None
+    found, gains = None, []
     for name, fit_rows, stop_rows in runs:
         booster, seconds, peak = fit(x, y, fit_rows, stop_rows, categorical, params, args.rounds, args.patience)
         print(f"| {name} | {len(fit_rows):,} | {booster.best_iteration} | {score(booster):.4f} | {seconds} | "
               f"{peak:,.0f} |", flush=True)
         found = booster.best_iteration
+        gains.append(booster.feature_importance("gain", iteration=found))
     if args.refit:
         rounds = round(found * len(fold.train_idx) / len(inner))
         booster, seconds, peak = fit(x, y, fold.train_idx, None, categorical, params, rounds, args.patience)
         print(f"| fold 1's rounds x {len(fold.train_idx) / len(inner):.2f}, refitted | {len(fold.train_idx):,} | "
               f"{rounds} (fixed) | {score(booster):.4f} | {seconds} | {peak:,.0f} |", flush=True)
-    print(f"\nprocess peak resident {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MB")
+    share = np.sum(gains, 0) / np.sum(gains)  # (of both stopped models' gains)
+    print("\nthe columns with the most gain: " + ", ".join(
+        f"{names[kept[i]]} {share[i]:.0%}" for i in np.argsort(-share)[:6]))
+    print(f"process peak resident {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MB")
 
 
 if __name__ == "__main__":
