@@ -107,7 +107,7 @@ def main() -> None:
         raise SystemExit(f"--drop {', '.join(sorted(unknown))}: no such column; the columns: {', '.join(names)}")
     kept = [i for i, c in enumerate(names) if c not in args.drop]
     x = fold.inputs.x[:, kept] if args.drop else fold.inputs.x  # (a copy only when needed: 100 MB)
-    ordered = date_columns(fold.comp.layout.date) if args.ordered_dates else []
+    ordered = date_columns(fold.comp.layout.date)[0] if args.ordered_dates else []  # (the categorical parts)
     categorical = [j for j, i in enumerate(kept) if i < len(enc.categorical) and names[i] not in ordered]
     inner = training_rows(fold.folds, FOLD - 1, "time")  # the rows before fold 1
     fold1 = np.flatnonzero(fold.folds == FOLD - 1)        # the training rows' last 42 days
