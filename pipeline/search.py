@@ -129,6 +129,8 @@ def grid(space: dict) -> dict[str, list]:
 
 def apply(recipe: Recipe, params: dict[str, Any]) -> Recipe:
     """`recipe` with a trial's values in place."""
+    if not params:  # (nothing to place: a recipe of rounds alone has no ordinary phase to follow)
+        return recipe
     plain = {k: v for k, v in params.items() if k in RECIPE_KEYS}
     rounds = {k: v for k, v in params.items() if k in OVERRIDES}
     recipe = replace(recipe, **plain).with_overrides(**rounds) if rounds else replace(recipe, **plain)
