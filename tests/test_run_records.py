@@ -3,6 +3,7 @@ of any kind is recorded, a failed re-run keeps the finished result, and a stale 
 never sent. Real processes where the point is concurrency or a kill; digits on timm's test model."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,7 +50,7 @@ def test_a_second_run_of_the_same_name_refuses_and_a_kill_9_leaves_no_lock(workd
     assert f"run 'cpu' ({run_dir}) is in use by pid {first.pid} on " in err and "another --run NAME" in err
     assert json.loads((run_dir / "settings.json").read_text())["recipe"]["seed"] == 1  # not clobbered
     assert main(["report", "digits"]) == 0
-    assert " running " in capsys.readouterr().out
+    assert re.search(r"^- +cpu .* running\b", capsys.readouterr().out, re.M)  # (its status column)
 
     first.send_signal(signal.SIGKILL)
     first.wait()
