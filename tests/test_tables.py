@@ -45,7 +45,7 @@ def test_date_parts():
     assert frame.drop(columns="Date").to_dict("list") == {
         "DateYear": [2015, 2016], "DateMonth": [12, 1], "DateWeek": [53, 53], "DateDay": [31, 1],  # (ISO weeks)
         "DateDayofweek": [3, 4], "DateDayofyear": [365, 1], "DateIs_month_start": [False, True],
-        "DateIs_month_end": [True, False]}
+        "DateIs_month_end": [True, False], "DateElapsed": [16800, 16801]}  # (days since 1970)
 
 
 def tiny_table(root, train_promo=(0, 0, 0), test_promo=(0, 1)):

@@ -23,6 +23,8 @@ run folder (<study>-<number>) and registry row, so `pipeline report` ranks trial
   failing in a row stop the study with the error's line: no error loops."""
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+
 import os
 import re
 import socket
@@ -225,7 +227,7 @@ def _trial_folds(folds: str | None, base: Recipe) -> tuple[int, ...] | str:
         return (base.folds - 1,) if base.split == "time" else (0,)
     try:
         chosen = _folds(folds)
-    except ValueError:
+    except ArgumentTypeError:  # (the command line's own parser says it so)
         chosen = ()
     if chosen != "all" and (not chosen or fold_problem(chosen, base.folds)):
         raise PipelineError(f"--folds {folds}: 0 (the first fold, fast), a list of the recipe's folds "
