@@ -79,10 +79,8 @@ class TableSource:
         if at not in self._folds:
             self._folds.clear()  # one fold's arrays at a time: folds train and predict one after another
             enc = Encoding.fit(self.train, rows, self.categorical, self.continuous)
-            x, _ = enc.transform(self.train)
-            seen = np.zeros(len(x), bool)
-            seen[rows] = True
-            other, unseen = enc.transform(self.train[~seen])
+            # (a value of a row the encoding was fitted on is never unseen: the counts are the held-out rows')
+            x, unseen = enc.transform(self.train)
             test, unseen_test = enc.transform(self.test)
             said = {c: (unseen.get(c, 0), unseen_test.get(c, 0)) for c in {*unseen, *unseen_test}}
             if said:
