@@ -1,5 +1,5 @@
 """The command line: `pipeline run|lr-find|check|snapshots <competition>`, `pipeline list|new|report`,
-and the Kaggle commands `pipeline download|submit|submissions|kernel <competition>`."""
+`pipeline blend <competition> RUN RUN ...`, and the Kaggle commands `pipeline download|submit|submissions|kernel <competition>`."""
 from __future__ import annotations
 
 import argparse
@@ -123,6 +123,18 @@ def parser() -> argparse.ArgumentParser:
                     help="paired comparison of these two runs (default: the best two)")
     rp.add_argument("--html", metavar="FILE", help="also write a self-contained page with the table and plots")
 
+    bl = command("blend", help="combine finished runs of one competition on their OOF predictions (the same "
+                 "folds): a run of its own, with its submission, scores and registry row")
+    bl.add_argument("competition")
+    bl.add_argument("runs", nargs="+", metavar="RUN", help="the runs to combine, two or more")
+    bl.add_argument("--method", default="select", choices=("select", "mean", "stack"),
+                    help="select: ensemble selection with replacement, bagged (default); mean: every run alike; "
+                    "stack: a regularised linear model on the predictions, fitted fold by fold")
+    bl.add_argument("--run", default="blend", help="the blend's own name (default blend); its submission is "
+                    "submissions/<competition>/<NAME>.csv")
+    bl.add_argument("--data", help="the competition's data folder (default: found as `pipeline run` finds it)")
+    bl.add_argument("--seed", type=int, default=0, help="seeds select's bags of rows")
+
     command("list", help="the competitions this installation knows")
     nw = command("new", help="start a competition: competitions/<name>/ with a definition for its data layout")
     nw.add_argument("competition", help="its name, best Kaggle's slug (e.g. dog-breed-identification)")
@@ -227,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "submit":
             from pipeline.kaggle.leaderboard import submit
             print(submit(args.competition, args.run, args.message, args.data, Workdir.default()))
+        elif args.command == "blend":
+            from pipeline.blending.blend import blend
+            blend(args.competition, args.runs, method=args.method, run=args.run, data=args.data, seed=args.seed)
         elif args.command == "submissions":
             from pipeline.kaggle.leaderboard import submissions
             print(submissions(args.competition, Workdir.default()))

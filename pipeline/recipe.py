@@ -43,6 +43,20 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Trees:
+    """Gradient-boosted trees (LightGBM) for a table: `arch="lightgbm"` (tables/trees.py). Each fold
+    stops on the last block of its own training rows and is refitted on all of them."""
+    leaves: int = affects("train", default=127)             # num_leaves: each tree's size
+    lr: float = affects("train", default=0.1)               # learning_rate: each tree's share
+    min_leaf: int = affects("train", default=100)           # min_data_in_leaf: rows a leaf needs
+    feature_fraction: float = affects("train", default=0.8)  # columns each tree sees
+    bagging: float = affects("train", default=0.8)          # rows each tree sees (redrawn every tree)
+    l2: float = affects("train", default=0.0)               # lambda_l2: leaf values' regularisation
+    rounds: int = affects("train", default=3000)            # the most trees
+    patience: int = affects("train", default=50)            # rounds without a better stopping loss before stopping
+
+
+@dataclass(frozen=True)
 class Recipe:
     # affects(...): the stages whose results a setting changes, from which their keys are made (keys.py)
     phases: tuple[Phase, ...] = affects("train")  # exactly the phases that train, in order (SWA and mining rounds included)
@@ -71,9 +85,15 @@ class Recipe:
     ema: float = affects("train", default=0.0)  # keep an exponential moving average of the weights, this
                                                 # decay per step, and predict with it too (ema.pt); 0: none
     seed: int = affects("folds", "train", default=0)
+    trees: Trees = affects("train", default=Trees())  # arch "lightgbm": the trees' settings; phases none
 
     def fold_list(self) -> list[int]:
         return list(range(self.folds)) if self.train_folds is None else list(self.train_folds)
+
+    @property
+    def boosted(self) -> bool:
+        """Gradient-boosted trees (a table's), not a network: no phases, no checkpoints."""
+        return self.arch == "lightgbm"
 
     @property
     def averages_weights(self) -> bool:
@@ -90,6 +110,8 @@ class Recipe:
         if changes.get("train_folds") == "all":
             changes["train_folds"] = None
         recipe = replace(self, **changes)
+        if recipe.boosted and not self.boosted:  # (--arch lightgbm on a network's recipe: trees have no phases)
+            recipe = replace(recipe, phases=())
         if schedule is not None and swa is None:
             raise PipelineError(f"swa_schedule={schedule!r} needs the number of SWA epochs (--swa EPOCHS)")
         if mine is not None:
@@ -189,7 +211,7 @@ class Setting:
 
 # the one list of what a command line may change: the CLI's flags and Recipe.with_overrides
 SETTINGS = (
-    Setting("arch", str, "timm model name"),
+    Setting("arch", str, "timm model name; a table's: embeddings, embeddings-W-W (dense widths) or lightgbm (trees)"),
     Setting("weights", str, "'imagenet', 'none' (train from scratch) or a weights file"),
     Setting("folds", int, "number of folds K"),
     Setting("split", str, "folds: stratified by class, or time-ordered blocks of the test period's length, "
@@ -305,6 +327,9 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
     problem = fold_problem(recipe.fold_list(), recipe.folds)
     if problem:
         raise PipelineError(f"{where}: train_folds {problem}")
+    if recipe.boosted:
+        _validate_trees(recipe, where, images)
+        return
     if not recipe.phases:
         raise PipelineError(f"{where}: the recipe has no phases")
     phases = recipe.phases
@@ -352,6 +377,20 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         if missing:
             raise PipelineError(f"{where}: no snapshot {missing[0]!r}: the recipe takes one per cycle end, "
                                 f"{', '.join(taken)}")
+
+
+def _validate_trees(recipe: Recipe, where: str, images: bool) -> None:
+    t = recipe.trees
+    if images:
+        raise PipelineError(f"{where}: arch 'lightgbm' trains trees on a table's columns, and this competition "
+                            f"has images; use a timm model name")
+    if recipe.phases:
+        raise PipelineError(f"{where}: arch 'lightgbm' trains trees, which have no phases; leave phases=() "
+                            f"(the trees' settings are Recipe(trees=Trees(...)))")
+    if t.leaves < 2 or t.min_leaf < 1 or t.rounds < 1 or t.patience < 1:
+        raise PipelineError(f"{where}: {t}: leaves >= 2, min_leaf, rounds and patience >= 1")
+    if not t.lr > 0 or t.l2 < 0 or not 0 < t.feature_fraction <= 1 or not 0 < t.bagging <= 1:
+        raise PipelineError(f"{where}: {t}: lr > 0, l2 >= 0, feature_fraction and bagging in (0, 1]")
 
 
 def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip", random_crop: float = 0.0) -> dict[str, Recipe]:

@@ -12,7 +12,9 @@ number them:
         "arch": Choice("efficientnet_lite0", "resnet18"),
     }
 
-Phase settings: lr, ratio, epochs, size (images'). Recipe settings: any of Recipe's plain fields
+Phase settings: lr, ratio, epochs, size (images'). A trees recipe (arch "lightgbm") has no
+phases; its settings are trees.leaves, trees.lr, trees.min_leaf, trees.feature_fraction,
+trees.bagging, trees.l2, trees.rounds, trees.patience (recipe.Trees). Recipe settings: any of Recipe's plain fields
 (arch, batch_size, weight_decay, label_smoothing, random_crop, oversample, tta, checkpoint,
 snapshots, seed) and the SWA and mining rounds (swa, hard_negatives). `pipeline run --set NAME=VALUE`
 takes the same names (`assigned` reads its values, `apply` puts them in the recipe)."""
@@ -24,7 +26,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, Sequence
 
 from pipeline import PipelineError
-from pipeline.recipe import SETTINGS, Phase, Recipe, differential, follow, ordinary
+from pipeline.recipe import SETTINGS, Phase, Recipe, Trees, differential, follow, ordinary
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,15 @@ class Choice:
 
 
 PHASE_KEYS = ("lr", "ratio", "epochs", "size")
-RECIPE_KEYS = tuple(f.name for f in fields(Recipe) if f.name not in ("phases", "train_folds", "folds", "weights"))
+RECIPE_KEYS = tuple(f.name for f in fields(Recipe) if f.name not in ("phases", "train_folds", "folds", "weights", "trees"))
+TREES_KEYS = tuple(f.name for f in fields(Trees))  # "trees.leaves", ...: a trees recipe's (arch lightgbm)
 OVERRIDES = ("swa", "hard_negatives")  # rounds of phases, built as the command line builds them
+
+
+def for_recipe(space: dict, recipe: Recipe) -> dict:
+    """The part of a competition's search space `recipe` is tuned over: a trees recipe's trees.*
+    names, a network's every other (one `search` serves both kinds of recipe)."""
+    return {k: v for k, v in space.items() if k.startswith("trees.") == recipe.boosted}
 
 
 def check(space: dict, recipe: Recipe, where: str) -> None:
@@ -79,7 +88,12 @@ def check(space: dict, recipe: Recipe, where: str) -> None:
 def problem(name: str, recipe: Recipe, verb: str) -> str | None:
     """What is wrong with `name` as a setting of `recipe` to `verb` ("search", "set"), or None."""
     phase = _phase_name(name)
-    if phase:
+    if name.startswith("trees."):
+        if not recipe.boosted:
+            return f"trees.* are a trees recipe's settings (arch lightgbm); this recipe trains {recipe.arch}"
+        if name[6:] not in TREES_KEYS:
+            return f"the trees' settings are {', '.join('trees.' + k for k in TREES_KEYS)}"
+    elif phase:
         index, key = phase
         if not 1 <= index <= len(recipe.phases):
             return f"the recipe has phases 1 to {len(recipe.phases)}; {names(recipe)}"
@@ -94,6 +108,8 @@ def problem(name: str, recipe: Recipe, verb: str) -> str | None:
 
 def names(recipe: Recipe) -> str:
     """The settings a search or --set may name in `recipe`, in words."""
+    if recipe.boosted:
+        return f"use one of {', '.join('trees.' + k for k in TREES_KEYS)} or {', '.join(RECIPE_KEYS)}"
     keys = [k for k in PHASE_KEYS if k != "size" or any(p.size is not None for p in recipe.phases)]
     n = len(recipe.phases)
     return (f"use phaseN.{{{','.join(keys)}}} (N from 1 to {n}, e.g. phase{n}.{keys[0]}) "
@@ -134,6 +150,9 @@ def apply(recipe: Recipe, params: dict[str, Any]) -> Recipe:
     plain = {k: v for k, v in params.items() if k in RECIPE_KEYS}
     rounds = {k: v for k, v in params.items() if k in OVERRIDES}
     recipe = replace(recipe, **plain).with_overrides(**rounds) if rounds else replace(recipe, **plain)
+    grown = {k[6:]: v for k, v in params.items() if k.startswith("trees.")}
+    if grown or recipe.boosted:  # (trees have no phases for the rest to change)
+        return replace(recipe, trees=replace(recipe.trees, **grown))
     phases = list(recipe.phases)
     for i, p in enumerate(phases):
         mine = {q[1]: v for k, v in params.items() if (q := _phase_name(k)) and q[0] == i + 1}
@@ -165,6 +184,7 @@ def assigned(recipe: Recipe, texts: Sequence[str]) -> dict[str, Any]:
             raise PipelineError(f"{at}: {name} is set twice; set it once")
         phase = _phase_name(name)
         read = PHASE_READERS[phase[1]] if phase else flags[name].parse if name in flags else \
+            type(getattr(recipe.trees, name[6:])) if name.startswith("trees.") else \
             type(next(f.default for f in fields(Recipe) if f.name == name))  # (weight_decay, label_smoothing: floats)
         try:
             out[name] = read(value)

@@ -10,7 +10,7 @@ from pipeline import PipelineError
 from pipeline.cli import main
 from pipeline.core.files import read_json
 from pipeline.metrics import rmspe
-from pipeline.tables import layout as layouts
+from pipeline.tables import layout as layouts, trees
 from pipeline.tables.encoding import Encoding
 from pipeline.tables.features import add_date_parts, add_events
 from pipeline.tables.inputs import Rows
@@ -211,3 +211,68 @@ def test_rossmann_end_to_end(rossmann, workdir, monkeypatch, capsys, kaggle):
     # and `pipeline submit` checks it against the sample (a table's test ids: test.csv's) and sends it
     assert main(["submit", "rossmann-store-sales", "-m", "tiny", "--data", str(rossmann)]) == 0
     assert kaggle.submissions[0]["bytes"] == (workdir / "submissions" / "rossmann-store-sales" / "cpu.csv").read_bytes()
+
+
+@pytest.mark.quick
+def test_trees_stop_on_the_last_days_of_their_own_training_rows():
+    days = np.repeat(np.arange(30), 3)  # three rows a day
+    folds = time_folds(days, 2, 7)
+    train = training_rows(folds, 1, "time")
+    s = trees.stopping_rows(train, days, 7, seed=0)
+    assert set(days[s.stop]) == set(range(16, 23)) and days[s.fit].max() == 15  # the 7 days before fold 1's
+    assert not set(s.stop) & set(np.flatnonzero(folds == 1)) and len(s.fit) + len(s.stop) == len(train)
+    s = trees.stopping_rows(np.arange(100), None, None, seed=0)  # no dates: a tenth at random
+    assert len(s.stop) == 10 and sorted([*s.fit, *s.stop]) == list(range(100))
+    with pytest.raises(PipelineError, match="too few"):
+        trees.stopping_rows(np.arange(3), np.zeros(3, int), 7, seed=0)
+
+
+def test_rossmann_trees_run_through_the_same_stages(rossmann, workdir, capsys):
+    run = ["run", "rossmann-store-sales", "--data", str(rossmann), "--recipe", "trees", "--train-folds", "all",
+           "--folds", "2", "--set", "trees.min_leaf=5", "--set", "trees.rounds=300"]
+    assert main(run) == 0
+    out = capsys.readouterr().out
+    out_dir = workdir / "data" / "runs" / "rossmann-store-sales" / "trees"
+    assert "stopped at round" in out and "refitted on all" in out
+    for k in (0, 1):
+        summary = read_json(out_dir / f"fold{k}" / "trees.json")
+        assert 1 <= summary["stopped_at"] <= 300 and summary["rounds"] >= summary["stopped_at"]
+        assert summary["stopped_on"].startswith("the last ") and summary["stop_rows"] < summary["train_rows"]
+        assert (out_dir / "diagnostics" / f"trees_fold{k}.png").is_file()
+    assert read_json(out_dir / "settings.json")["recipe"]["trees"]["min_leaf"] == 5
+
+    # the submission: the sample's rows, closed stores 0, open ones a positive number of sales
+    sample = pd.read_csv(rossmann / "sample_submission.csv", dtype=str)
+    sub = pd.read_csv(workdir / "submissions" / "rossmann-store-sales" / "trees.csv", dtype={"Id": str})
+    assert list(sub.columns) == ["Id", "Sales"] and list(sub["Id"]) == list(sample["Id"])
+    closed = (pd.read_csv(rossmann / "test.csv", dtype={"Id": str}).set_index("Id").loc[sub["Id"], "Open"] == 0).to_numpy()
+    assert (sub["Sales"][closed] == 0).all() and (sub["Sales"][~closed] > 0).all()
+
+    # scored as a network's run is, and better than every store's median sales of its training rows
+    scores = read_json(out_dir / "scores.json")
+    assert [f["fold"] for f in scores["folds"]] == [0, 1] and np.isfinite(scores["oof"])
+    oof = pd.read_parquet(out_dir / "oof_predictions.parquet")
+    train = pd.read_csv(rossmann / "train.csv", dtype={"StateHoliday": str})
+    rows = train.iloc[oof["id"].astype(int)]
+    median = rows["Store"].map(train[train["Sales"] > 0].groupby("Store")["Sales"].median())
+    assert rmspe(oof["label"].to_numpy(), np.expm1(oof["prediction"].to_numpy())) < rmspe(oof["label"].to_numpy(), median.to_numpy())
+
+    # again: every stage up to date; trees cut off are grown again
+    assert main(run) == 0
+    assert "[train] up to date, skipped" in capsys.readouterr().out
+    model = out_dir / "fold1" / "trees.txt"
+    model.write_text(model.read_text()[:500])
+    assert main(run) == 0
+    out = capsys.readouterr().out
+    assert "fold 1: " in out and "does not load" in out and "fold 0: trained, skipped" in out
+
+
+@pytest.mark.quick
+def test_trees_settings_belong_to_a_trees_recipe(rossmann, workdir, capsys):
+    for argv, said in [(["--set", "trees.leaves=31"], "trees.* are a trees recipe's settings"),
+                       (["--recipe", "trees", "--set", "trees.leafs=31"], "the trees' settings are trees.leaves"),
+                       (["--arch", "lightgbm", "--tta", "2"], "a table's rows have no test-time views")]:
+        assert main(["run", "rossmann-store-sales", "--data", str(rossmann), *argv]) == 2
+        assert said in capsys.readouterr().err
+    assert main(["run", "digits", "--arch", "lightgbm"]) == 2
+    assert "this competition has images" in capsys.readouterr().err

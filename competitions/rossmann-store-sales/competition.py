@@ -43,6 +43,10 @@ def features(rows: pd.DataFrame) -> pd.DataFrame:
                        Promo2Month=np.asarray(restarts) & (rows["Date"] >= joined).to_numpy())
 
 
+# the trees beside the network (`--recipe trees`): LightGBM on the same columns, folds and rows, stopped on
+# the last six weeks before each fold and refitted (tables/trees.py)
+_trees = Recipe(arch="lightgbm", weights="none", tta=1, split="time", folds=3, train_folds=(2,), phases=())
+
 # the network as fast.ai's lesson trains it (1cycle, weight decay 0.2, dense widths 1000 and 500),
 # 8 epochs: about 4 minutes on a 2-core CPU (0.1212 RMSPE; 4 epochs, with the week and the day of
 # the year as categories, 0.1332: benchmarks/RESULTS.md).
@@ -50,10 +54,14 @@ def features(rows: pd.DataFrame) -> pd.DataFrame:
 # all adds the two six-week blocks before those, each trained on the rows before it
 _recipe = Recipe(arch="embeddings", weights="none", batch_size=512, weight_decay=0.2, tta=1,
                  split="time", folds=3, train_folds=(2,), phases=(Phase(epochs=8, lr=3e-3),))
-recipes = {"cpu": _recipe, "gpu": _recipe}
+recipes = {"cpu": _recipe, "gpu": _recipe, "trees": _trees}
 
-search = {
+search = {  # (`pipeline tune --recipe trees` tunes the trees.* names, the network the others)
     "phase1.lr": Float(1e-3, 1e-2, log=True),
     "phase1.epochs": Int(3, 6),
     "weight_decay": Float(0.01, 0.3, log=True),
+    "trees.leaves": Int(31, 255, log=True),
+    "trees.lr": Float(0.03, 0.2, log=True),
+    "trees.l2": Float(1e-3, 10, log=True),
+    "trees.feature_fraction": Float(0.5, 1.0),
 }

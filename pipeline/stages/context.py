@@ -136,7 +136,7 @@ def resolve_recipe(comp: Competition, recipe: Recipe | str | None, cuda: bool, o
     recipe = apply(recipe, params)
     validate_recipe(recipe, GROUP_NAMES, f"recipe {recipe_name!r} of {comp.name}", SYMMETRIES[comp.symmetry],
                     images=not comp.table)
-    if comp.table:
+    if comp.table and not recipe.boosted:
         widths(recipe.arch)  # an unknown --arch: said now
     return recipe, recipe_name
 

@@ -2,6 +2,8 @@
 thresholds (multi-label), submit, diagnostics and scores; and `pipeline snapshots`."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -14,7 +16,7 @@ from pipeline.core.workdir import Workdir
 from pipeline.stages import thresholds
 from pipeline.stages.context import Run
 from pipeline.stages.train import own_folds, read_folds
-from pipeline.tables import diagnostics as tables_diagnostics
+from pipeline.tables import diagnostics as tables_diagnostics, trees
 from pipeline.training.folds import training_rows
 
 
@@ -24,8 +26,11 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     cols = columns(r)
     mine = {}
     for k in own_folds(r):  # (with several ranks: each its own folds, or every fold split by image)
-        base, members = ensemble.members(r.fold_dir(k), r.recipe)
         inputs = r.source.inputs(training_rows(folds, k, r.recipe.split))
+        if r.recipe.boosted:
+            mine[k] = boosted_fold(r.fold_dir(k), inputs, np.flatnonzero(folds == k))
+            continue
+        base, members = ensemble.members(r.fold_dir(k), r.recipe)
         mine[k] = ensemble.predict_fold(base, members, source=r.source, inputs=inputs, valid=np.flatnonzero(folds == k),
                                         recipe=r.recipe, task=r.comp.task, dev=r.dev, desc=f"fold {k}")
     if r.parallel == "folds":
@@ -51,6 +56,14 @@ def predict_stage(r: Run, folds: np.ndarray) -> None:
     write_parquet(r.run_dir / "oof_predictions.parquet", oof_df[["id", "label", "fold"] + cols])
     test_df = pd.concat(test, ignore_index=True)
     write_parquet(r.run_dir / "test_predictions.parquet", test_df[["id", "fold"] + cols])
+
+
+def boosted_fold(fold_dir, inputs, valid: np.ndarray) -> tuple[dict, np.ndarray, dict]:
+    """A fold's trees' (OOF predictions as the one ingredient, test predictions, seconds)."""
+    t0 = time.time()
+    booster = trees.load(fold_dir)
+    oof, test = trees.predict(booster, inputs.x[valid]), trees.predict(booster, inputs.test)
+    return {"trees": oof}, test, {"trees": time.time() - t0}  # (one name for every fold: ensemble.json scores it)
 
 
 def columns(r: Run) -> list[str]:
@@ -126,7 +139,10 @@ def diagnostics_stage(r: Run) -> None:
     for a table, residuals by column and a learned embedding (tables/diagnostics.py)."""
     out, classes = r.run_dir / "diagnostics", r.comp.classes
     for k in r.recipe.fold_list():
-        diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
+        if r.recipe.boosted:
+            tables_diagnostics.trees_plots(r.fold_dir(k), k, out)
+        else:
+            diagnostics.training_curves(r.fold_dir(k), r.comp.metric.name, out / f"curves_fold{k}.png")
     oof = pd.read_parquet(r.run_dir / "oof_predictions.parquet")
     if r.comp.table:
         table_diagnostics(r, oof, out)
@@ -153,6 +169,11 @@ def table_diagnostics(r: Run, oof: pd.DataFrame, out) -> None:
     rows = pd.Index(r.train["id"]).get_indexer(oof["id"])
     y, p = r.comp.task.in_units(r.comp.targets(oof["label"]), oof[columns(r)].to_numpy())
     table = tables_diagnostics.residuals(r.source.train.iloc[rows], r.source.categorical, y, p, r.comp.metric, out)
+    worst = table.sort_values(r.comp.metric.name, ascending=not r.comp.metric.higher_is_better).tail(3)
+    r.log(f" hardest: {', '.join(f'{w.column}={w.value} ({r.comp.metric.name} {w[r.comp.metric.name]:.4f})' for _, w in worst.iterrows())}; "
+          f"plots and tables in {out}")
+    if r.recipe.boosted:  # (trees learn no embeddings: trees_fold*.png shows what they split on)
+        return
     k = r.recipe.fold_list()[-1]
     inputs = r.source.inputs(training_rows(read_folds(r), k, r.recipe.split))
     model, _ = r.source.load(r.fold_dir(k) / "last.pt", inputs, r.dev)
@@ -160,9 +181,6 @@ def table_diagnostics(r: Run, oof: pd.DataFrame, out) -> None:
     sizes = {c: len(v) for c, v in cats.items() if len(v) >= 5}
     for c in dict.fromkeys([max(sizes, key=sizes.get), min(sizes, key=sizes.get)]) if sizes else []:
         tables_diagnostics.embedding_map(model.cpu(), inputs.encoding.categorical, cats, c, out / f"embedding_{c}.png")
-    worst = table.sort_values(r.comp.metric.name, ascending=not r.comp.metric.higher_is_better).tail(3)
-    r.log(f" hardest: {', '.join(f'{w.column}={w.value} ({r.comp.metric.name} {w[r.comp.metric.name]:.4f})' for _, w in worst.iterrows())}; "
-          f"plots and tables in {out}")
 
 
 def scores_stage(r: Run) -> dict:

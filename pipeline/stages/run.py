@@ -28,6 +28,7 @@ from pipeline.stages.context import Run
 from pipeline.stages.engine import holding, record, settings, stage
 from pipeline.stages.predict import diagnostics_stage, predict_stage, scores_stage, submit_stage, thresholds_stage
 from pipeline.stages.train import fold_trained, folds_stage, train_key, train_stage
+from pipeline.tables import trees
 
 
 def run_all(r: Run) -> dict | None:
@@ -59,7 +60,8 @@ def run_stages(r: Run) -> dict:
     rc = r.recipe
     trained = rc.fold_list()
     what = "rows" if r.comp.table else "images"
-    r.log(f"{r.comp.name}: recipe {r.recipe_name}, {rc.arch} ({rc.weights} weights), {len(r.train)} train / "
+    made = "trees" if rc.boosted else f"{rc.weights} weights"
+    r.log(f"{r.comp.name}: recipe {r.recipe_name}, {rc.arch} ({made}), {len(r.train)} train / "
           f"{len(r.test)} test {what} from {r.data_dir}, device {r.dev.device}; run folder {r.run_dir}")
     if len(trained) < rc.folds:
         r.log(f"training folds {','.join(map(str, trained))} of {rc.folds} (recipe {r.recipe_name!r}); "
@@ -67,7 +69,8 @@ def run_stages(r: Run) -> dict:
     folds = folds_stage(r)
     fold_keys = [train_key(r, k) for k in trained]
     stage(r, "train", fingerprint(fold_keys),
-          [r.fold_dir(k) / f"{rc.checkpoint}.pt" for k in trained], lambda: train_stage(r, folds),
+          [r.fold_dir(k) / (trees.MODEL if rc.boosted else f"{rc.checkpoint}.pt") for k in trained],
+          lambda: train_stage(r, folds),
           intact=lambda: all(fold_trained(r, k) for k in trained))
     stage(r, "predict", fingerprint(fold_keys, settings_for(rc, "predict"), r.keys["data"]),
           [r.run_dir / f for f in ("oof_predictions.parquet", "test_predictions.parquet", "ensemble.json")],

@@ -19,6 +19,7 @@ from pipeline.stages import ensemble
 from pipeline.stages.context import Run, say
 from pipeline.stages.engine import holding, stage
 from pipeline.stages.images import images_stage, kept_together
+from pipeline.tables import trees
 from pipeline.training.checkpoints import snapshot_name, unloadable
 from pipeline.training.folds import FoldData, assign_folds, time_folds, training_rows
 from pipeline.training.lr_find import plot
@@ -87,13 +88,26 @@ def train_stage(r: Run, folds: np.ndarray) -> None:
             done.unlink(missing_ok=True)
         log(f" fold {k} of {r.recipe.folds}")
         data = fold_data(r, folds, k)
-        for line in one_step_epochs(r.recipe.batch_size, len(data.train_idx), k):
-            log(line)
-        model = fresh_model(r, data.inputs)
-        fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
-            feature_cache=features, log=log, on_epoch=r.on_epoch)
+        if r.recipe.boosted:
+            if r.dev.group.main:  # (under --parallel data every rank would grow the same trees)
+                boost(r, data, r.fold_dir(k), log)
+        else:
+            for line in one_step_epochs(r.recipe.batch_size, len(data.train_idx), k):
+                log(line)
+            model = fresh_model(r, data.inputs)
+            fit(model, r.recipe, data, r.comp.metric, r.fold_dir(k), key=key, dev=r.dev,
+                feature_cache=features, log=log, on_epoch=r.on_epoch)
         if r.dev.group.main:  # (the fold's one writer: rank 0, or under --parallel folds its owner)
             write_json(done, {"key": key})
+
+
+def boost(r: Run, data: FoldData, out: Path, log: Callable) -> None:
+    """A fold's gradient-boosted trees (tables/trees.py), stopped on the last block of its own
+    training rows and refitted on all of them; its validation rows are scored as a network's."""
+    days, horizon = r.source.days() if r.recipe.split == "time" else (None, None)
+    stopping = trees.stopping_rows(data.train_idx, days, horizon, r.recipe.seed)
+    trees.fit_fold(r.recipe.trees, data.inputs, data.labels, stopping, data.train_idx, r.comp.task, r.comp.classes,
+                   r.recipe.seed, out, log)
 
 
 def one_step_epochs(batch_size: int, images: int, k: int) -> list[str]:
@@ -114,6 +128,11 @@ def fold_trained(r: Run, k: int, log: Callable | None = None) -> bool:
     fold_dir = r.fold_dir(k)
     if (read_json(fold_dir / "done.json", {}) or {}).get("key") != train_key(r, k):
         return False
+    if r.recipe.boosted:
+        why = trees.unloadable(fold_dir)
+        if why and log:
+            log(f" fold {k}: {fold_dir / trees.MODEL} does not load ({why}); training this fold again")
+        return not why
     kept = [fold_dir / "last.pt", fold_dir / "best.pt", *ensemble.snapshots(fold_dir),
             *(fold_dir / f for f in ensemble.AVERAGED)]
     for path in dict.fromkeys([fold_dir / f"{r.recipe.checkpoint}.pt", *(p for p in kept if p.exists())]):

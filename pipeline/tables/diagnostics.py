@@ -73,3 +73,22 @@ def embedding_map(model: torch.nn.Module, names: list[str], categories: dict[str
                  f"components", fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def trees_plots(fold_dir: Path, fold: int, out: Path) -> None:
+    """A fold's trees: the early-stopping loss by round (where it stopped, and the rounds the
+    refit used), and each column's share of the splits' gain."""
+    rounds, summary = pd.read_csv(fold_dir / "rounds.csv"), pd.read_json(fold_dir / "trees.json", typ="series")
+    plt = pyplot()
+    fig, (loss_ax, gain_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    loss_ax.plot(rounds["round"], rounds["stop_loss"], color="C3")
+    loss_ax.axvline(summary["stopped_at"], color="0.5", ls=":", label=f"best, round {summary['stopped_at']}")
+    loss_ax.axvline(summary["rounds"], color="C0", ls="--", label=f"refitted for {summary['rounds']}")
+    loss_ax.set(xlabel="round", ylabel="loss", title=f"fold {fold}: loss on {summary['stopped_on']}")
+    loss_ax.legend(fontsize=8)
+    gain = pd.Series(summary["gain"]).head(20)[::-1]
+    gain_ax.barh(gain.index, gain.to_numpy(), color="C2")
+    gain_ax.set(xlabel="share of the gain", title="the columns the trees split on most")
+    gain_ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    save_png(fig, out / f"trees_fold{fold}.png")

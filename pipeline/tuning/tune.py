@@ -37,7 +37,7 @@ from pipeline.competition import Competition, load
 from pipeline.core.files import locked
 from pipeline.core.workdir import Workdir, checked_name
 from pipeline.recipe import Recipe, _folds, fold_problem
-from pipeline.search import apply, check, grid, source, suggest
+from pipeline.search import apply, check, for_recipe, grid, source, suggest
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -110,7 +110,8 @@ def make_pruner(kind, epochs: int):
     if not isinstance(kind, str):
         return kind  # a pruner object (tests, the Python API)
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=epochs // 2)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=epochs // 2) if epochs \
+            else optuna.pruners.NopPruner()  # (trees: no epochs to report, each trial stops early itself)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
     return optuna.pruners.NopPruner()
@@ -130,7 +131,7 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
         raise PipelineError(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
     recipe_name, base = base_recipe(comp, recipe, device)
     train_folds = _trial_folds(folds, base)
-    space = comp.search or {}
+    space = for_recipe(comp.search or {}, base)
     check(space, base, f"{comp.folder}/competition.py")
     if trials is None:
         trials = len(_grid_points(space)) if sampler == "grid" else 20

@@ -1,0 +1,136 @@
+"""`pipeline blend`: runs combined on their OOF predictions, written as a run of its own; the
+methods on known predictions; and every way runs cannot be blended, one line each."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.blending import methods
+from pipeline.cli import main
+from pipeline.competition import load
+from pipeline.core.files import read_json
+from pipeline.core.workdir import Workdir
+from pipeline.metrics import rmspe
+from pipeline.stages.context import start
+from pipeline.stages.run import run_all
+from pipeline.tracking.registry import read_runs
+
+import rossmann_data
+from conftest import shrink
+
+
+def rmse(y, p):
+    return float(np.sqrt(np.mean((y - p[:, 0]) ** 2)))
+
+
+def lower(a, b):
+    return a < b
+
+
+def refused(argv, capsys, said: str) -> bool:
+    """The command fails with one line saying `said`."""
+    capsys.readouterr()
+    code, err = main(argv), capsys.readouterr().err
+    assert code == 2 and said in err and err.count("\n") == 1, err
+    return True
+
+
+@pytest.mark.quick
+def test_select_weighs_the_runs_that_help_and_drops_the_one_that_does_not():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=4000)
+    a, b = y + rng.normal(scale=0.5, size=y.size), y + rng.normal(scale=0.5, size=y.size)  # independent errors
+    bad = rng.normal(size=y.size)                                                            # noise alone
+    P = np.stack([a, b, bad])[:, :, None]
+    chosen = methods.fit("select", P, y, "regression", rmse, lower)
+    assert chosen.weights[2] == 0 and abs(chosen.weights[0] - 0.5) < 0.15 and chosen.weights.sum() == pytest.approx(1)
+    assert rmse(y, chosen.apply(P)) < 0.8 * min(rmse(y, a[:, None]), rmse(y, b[:, None]))
+    assert methods.fit("mean", P, y, "regression", rmse, lower).weights.tolist() == pytest.approx([1 / 3] * 3)
+    stack = methods.fit("stack", P, y, "regression", rmse, lower)
+    assert abs(stack.models[0].coef_[2]) < 0.05 and rmse(y, stack.apply(P)) < rmse(y, a[:, None])
+
+
+@pytest.mark.quick
+def test_stack_of_class_probabilities_gives_probabilities():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 600)
+    onehot = np.eye(3)[y]
+    P = np.stack([0.6 * onehot + 0.4 * rng.dirichlet(np.ones(3), 600) for _ in range(2)])
+    out = methods.fit("stack", P, y, "classes", None, None).apply(P)
+    assert out.shape == (600, 3) and np.allclose(out.sum(1), 1) and (out.argmax(1) == y).mean() > 0.9
+
+
+@pytest.fixture
+def rossmann(tmp_path, monkeypatch, workdir):
+    data = tmp_path / "rossmann-store-sales"
+    (rossmann_data.real_slice if rossmann_data.REAL else rossmann_data.made_up)(data)
+    monkeypatch.setenv("PIPELINE_COMPETITIONS", str(rossmann_data.definition(tmp_path / "competitions")))
+    return data
+
+
+def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys):
+    both = ["--data", str(rossmann), "--folds", "2", "--train-folds", "all"]
+    assert main(["run", "rossmann-store-sales", *both, "--run", "net", "--batch-size", "64"]) == 0
+    assert main(["run", "rossmann-store-sales", *both, "--run", "trees", "--recipe", "trees",
+                 "--set", "trees.min_leaf=5", "--set", "trees.rounds=300"]) == 0
+    capsys.readouterr()
+    assert main(["blend", "rossmann-store-sales", "net", "trees", "--data", str(rossmann), "--run", "nt"]) == 0
+    out = capsys.readouterr().out
+    assert "nested (each fold's blend chosen on the other folds)" in out and "fold noise" in out
+
+    runs = workdir / "data" / "runs" / "rossmann-store-sales"
+    scores, blend = read_json(runs / "nt" / "scores.json"), read_json(runs / "nt" / "blend.json")
+    assert blend["members"] == ["net", "trees"] and sum(blend["weights"]) == pytest.approx(1)
+    assert [f["fold"] for f in scores["folds"]] == [0, 1] and scores["oof"] == blend["oof_nested"]
+
+    # the blend's OOF file holds the nested predictions, in log1p as the runs': its score is the recorded one
+    oof = pd.read_parquet(runs / "nt" / "oof_predictions.parquet")
+    assert rmspe(oof["label"].to_numpy(), np.expm1(oof["prediction"].to_numpy())) == pytest.approx(scores["oof"])
+    # the test predictions are the runs' fold ensembles weighed as chosen on all of the OOF rows
+    tests = [pd.read_parquet(runs / n / "test_predictions.parquet").groupby("id", sort=False)["prediction"].mean()
+             for n in ("net", "trees")]
+    test = pd.read_parquet(runs / "nt" / "test_predictions.parquet").set_index("id")["prediction"]
+    mixed = blend["weights"][0] * tests[0] + blend["weights"][1] * tests[1]
+    assert np.allclose(test.to_numpy(), mixed.loc[test.index].to_numpy(), atol=1e-5)
+
+    # its submission is checked and written like a run's (closed stores 0), and the report ranks it
+    sub = pd.read_csv(workdir / "submissions" / "rossmann-store-sales" / "nt.csv", dtype={"Id": str})
+    sample = pd.read_csv(rossmann / "sample_submission.csv", dtype=str)
+    assert list(sub["Id"]) == list(sample["Id"])
+    closed = (pd.read_csv(rossmann / "test.csv", dtype={"Id": str}).set_index("Id").loc[sub["Id"], "Open"] == 0).to_numpy()
+    assert (sub["Sales"][closed] == 0).all() and (sub["Sales"][~closed] > 0).all()
+    recorded = read_runs(Workdir(workdir), "rossmann-store-sales")
+    assert set(recorded["run"]) == {"net", "trees", "nt"}
+    assert main(["report", "rossmann-store-sales"]) == 0
+    assert "nt" in capsys.readouterr().out
+
+    # stack, fitted fold by fold; mean
+    assert main(["blend", "rossmann-store-sales", "net", "trees", "--data", str(rossmann), "--run", "st",
+                 "--method", "stack"]) == 0
+    assert "coefficients" in read_json(runs / "st" / "blend.json")
+
+    # what cannot be blended, one line each
+    for argv, said in [
+        (["net"], "blend needs two runs or more"),
+        (["net", "nope"], "no run 'nope' of rossmann-store-sales"),
+        (["net", "net"], "named twice"),
+        (["net", "trees", "--run", "net"], "one of the runs blended"),
+    ]:
+        assert refused(["blend", "rossmann-store-sales", *argv, "--data", str(rossmann)], capsys, said)
+    (runs / "trees" / "scores.json").unlink()
+    assert refused(["blend", "rossmann-store-sales", "net", "trees", "--data", str(rossmann)], capsys,
+                   "run 'trees' did not finish")
+    assert main(["run", "rossmann-store-sales", "--data", str(rossmann), "--run", "other", "--batch-size", "64"]) == 0
+    assert refused(["blend", "rossmann-store-sales", "net", "other", "--data", str(rossmann)], capsys,
+                   "scored on different folds")
+    assert main(["run", "rossmann-store-sales", *both, "--run", "three", "--batch-size", "64", "--folds", "3"]) == 0
+    assert refused(["blend", "rossmann-store-sales", "net", "three", "--data", str(rossmann)], capsys,
+                   "have different folds")
+
+
+def test_runs_of_another_competition_are_refused(workdir, rossmann, capsys):
+    recipe = shrink(load("digits").recipes["cpu"])
+    run_all(start("digits", recipe=replace(recipe, train_folds=(0,)), run="d", log=lambda *a: None))
+    assert refused(["blend", "rossmann-store-sales", "d", "e", "--data", str(rossmann)], capsys,
+                   "run 'd' is a run of digits, not rossmann-store-sales")
