@@ -41,14 +41,14 @@ def test_select_weighs_the_runs_that_help_and_drops_the_one_that_does_not():
     rng = np.random.default_rng(0)
     y = rng.normal(size=4000)
     a, b = y + rng.normal(scale=0.5, size=y.size), y + rng.normal(scale=0.5, size=y.size)  # independent errors
-    bad = rng.normal(size=y.size)                                                            # noise alone
+    bad = a + 1.0                                                          # a's errors, and a bias besides
     P = np.stack([a, b, bad])[:, :, None]
     chosen = methods.fit("select", P, y, "regression", rmse, lower)
     assert chosen.weights[2] == 0 and abs(chosen.weights[0] - 0.5) < 0.15 and chosen.weights.sum() == pytest.approx(1)
     assert rmse(y, chosen.apply(P)) < 0.8 * min(rmse(y, a[:, None]), rmse(y, b[:, None]))
     assert methods.fit("mean", P, y, "regression", rmse, lower).weights.tolist() == pytest.approx([1 / 3] * 3)
     stack = methods.fit("stack", P, y, "regression", rmse, lower)
-    assert abs(stack.models[0].coef_[2]) < 0.05 and rmse(y, stack.apply(P)) < rmse(y, a[:, None])
+    assert rmse(y, stack.apply(P)) < 0.8 * min(rmse(y, a[:, None]), rmse(y, b[:, None]))
 
 
 @pytest.mark.quick

@@ -4,7 +4,7 @@ The blend is chosen on the runs' OOF predictions and then applied to their test 
 (each run's fold ensemble). Chosen and scored on the same rows, its OOF score flatters it; so
 each scored fold is also predicted by a blend chosen on the other folds only (nested), and that
 honest number is printed beside the in-sample one and the best run's, with the folds' spread:
-a gain smaller than the spread of the per-fold gains is said to be within fold noise.
+a gain (or loss) smaller than the spread of the per-fold gains is said to be within fold noise.
 
 It is written as a run of its own, data/runs/<competition>/<NAME>/: folds.csv (the members'),
 oof_predictions.parquet (the nested predictions; with one scored fold, the in-sample ones),
@@ -81,7 +81,8 @@ def blend(comp_name: str, names: list[str], *, method: str = "select", run: str 
     if len(scored) > 1:  # the nested gain over the best run, fold by fold
         gains = np.array([(f["best_run"] - f[name]) * (-1 if better(1, 0) else 1) for f in per_fold])
         result |= {"gain": float(gains.mean()), "gain_spread": float(gains.std()),
-                   "noise": "beyond" if gains.mean() > gains.std() else "within"}
+                   "noise": "within" if abs(gains.mean()) <= gains.std() else "a gain beyond" if gains.mean() > 0
+                   else "a loss beyond"}
     for line in summary(result, name):
         log(line)
 
