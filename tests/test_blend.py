@@ -16,6 +16,7 @@ from pipeline.stages.context import start
 from pipeline.stages.run import run_all
 from pipeline.tracking.registry import read_runs
 
+import kaggle_layouts
 import rossmann_data
 from conftest import shrink
 
@@ -69,7 +70,7 @@ def rossmann(tmp_path, monkeypatch, workdir):
     return data
 
 
-def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys):
+def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys, kaggle):
     both = ["--data", str(rossmann), "--folds", "2", "--train-folds", "all"]
     assert main(["run", "rossmann-store-sales", *both, "--run", "net", "--batch-size", "64"]) == 0
     assert main(["run", "rossmann-store-sales", *both, "--run", "trees", "--recipe", "trees",
@@ -105,10 +106,17 @@ def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys):
     assert main(["report", "rossmann-store-sales"]) == 0
     assert "nt" in capsys.readouterr().out
 
+    # `pipeline submit` sends it as it sends a run's
+    assert main(["submit", "rossmann-store-sales", "--run", "nt", "-m", "blend", "--data", str(rossmann)]) == 0
+    assert kaggle.submissions[0]["bytes"] == (workdir / "submissions" / "rossmann-store-sales" / "nt.csv").read_bytes()
+
     # stack, fitted fold by fold; mean
     assert main(["blend", "rossmann-store-sales", "net", "trees", "--data", str(rossmann), "--run", "st",
                  "--method", "stack"]) == 0
-    assert "coefficients" in read_json(runs / "st" / "blend.json")
+    assert len(read_json(runs / "st" / "blend.json")["coefficients"]) == 2
+    assert main(["blend", "rossmann-store-sales", "net", "trees", "--data", str(rossmann), "--run", "mn",
+                 "--method", "mean"]) == 0
+    assert read_json(runs / "mn" / "blend.json")["weights"] == [0.5, 0.5]
 
     # what cannot be blended, one line each
     for argv, said in [
@@ -129,8 +137,35 @@ def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys):
                    "have different folds")
 
 
-def test_runs_of_another_competition_are_refused(workdir, rossmann, capsys):
-    recipe = shrink(load("digits").recipes["cpu"])
-    run_all(start("digits", recipe=replace(recipe, train_folds=(0,)), run="d", log=lambda *a: None))
+def test_classes_blended_as_probabilities_and_other_competitions_runs_refused(workdir, rossmann, capsys):
+    recipe = replace(shrink(load("digits").recipes["cpu"]), train_folds=None, folds=2)
+    for run, changes in (("d", {}), ("e", {"label_smoothing": 0.1})):
+        run_all(start("digits", recipe=replace(recipe, **changes), run=run, log=lambda *a: None))
+    for method in ("select", "stack"):
+        assert main(["blend", "digits", "d", "e", "--method", method, "--run", method]) == 0
+        run_dir = workdir / "data" / "runs" / "digits" / method
+        classes = load("digits").classes or [str(i) for i in range(10)]
+        for f in ("oof_predictions.parquet", "test_predictions.parquet"):
+            p = pd.read_parquet(run_dir / f)[classes].to_numpy()
+            assert np.allclose(p.sum(1), 1, atol=1e-4) and (p >= 0).all()
+        assert read_json(run_dir / "scores.json")["oof"] == read_json(run_dir / "blend.json")["oof_nested"]
+        assert (workdir / "submissions" / "digits" / f"{method}.csv").is_file()
     assert refused(["blend", "rossmann-store-sales", "d", "e", "--data", str(rossmann)], capsys,
                    "run 'd' is a run of digits, not rossmann-store-sales")
+
+
+def test_tags_blended_with_thresholds_tuned_again(workdir, tmp_path):
+    data = kaggle_layouts.planet(tmp_path / "planet")
+    name = "planet-understanding-the-amazon-from-space"
+    recipe = replace(shrink(load(name).recipes["cpu"]), train_folds=None, folds=2)
+    for run, changes in (("a", {}), ("b", {"label_smoothing": 0.1})):
+        run_all(start(name, recipe=replace(recipe, **changes), data=str(data), run=run, log=lambda *a: None))
+    assert main(["blend", name, "a", "b", "--method", "stack", "--data", str(data)]) == 0
+    run_dir, classes = workdir / "data" / "runs" / name / "blend", load(name).classes
+    assert set(read_json(run_dir / "thresholds.json")["thresholds"]) == set(classes)
+    oof = pd.read_parquet(run_dir / "oof_predictions.parquet")[classes].to_numpy()
+    assert (oof >= 0).all() and (oof <= 1).all()
+    sub = pd.read_csv(workdir / "submissions" / name / "blend.csv", dtype=str)
+    sample = pd.read_csv(data / "sample_submission_v2.csv", dtype=str)
+    assert list(sub["image_name"]) == list(sample["image_name"])
+    assert all(t.split() and set(t.split()) <= set(classes) for t in sub["tags"])

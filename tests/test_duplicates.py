@@ -71,9 +71,9 @@ def test_a_group_lands_in_one_fold_and_no_groups_split_as_before():
     assert len(set(folds[[10, 25, 40]])) == 1 and len(set(folds[[4, 58]])) == 1
 
 
-def plant_run(plant_data, log):
-    recipe = shrink(load("plant-seedlings").recipes["cpu"])
-    r = start("plant-seedlings", recipe=replace(recipe, batch_size=8), data=str(plant_data), log=log)
+def plant_run(plant_data, log, recipe=None, run=None):
+    recipe = recipe or replace(shrink(load("plant-seedlings").recipes["cpu"]), batch_size=8)
+    r = start("plant-seedlings", recipe=recipe, data=str(plant_data), log=log, run=run)
     r.run_dir.mkdir(parents=True, exist_ok=True)
     return r
 
@@ -98,6 +98,12 @@ def test_near_duplicates_in_the_data_are_kept_in_one_fold_and_named(workdir, pla
     log.clear()
     folds_stage(plant_run(plant_data, log))  # the same data again: nothing found anew, nothing split anew
     assert "[images] up to date, skipped" in log and "[folds] up to date, skipped" in log
+
+    # a recipe at another size looks at the same images, so it has the same folds (runs compare, blend)
+    other = plant_run(plant_data, Log(), replace(r.recipe, phases=tuple(replace(p, size=40) for p in r.recipe.phases)),
+                      run="other")
+    assert (folds_stage(other) == folds.to_numpy()).all()
+    assert other.keys["images"] == r.keys["images"] and other.keys["folds"] == r.keys["folds"]
 
 
 def test_data_without_duplicates_is_split_as_before_under_the_same_key(workdir, plant_data):

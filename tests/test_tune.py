@@ -368,3 +368,26 @@ def test_a_table_phase_has_no_size_to_search():
     comp = load("rossmann-store-sales")
     with pytest.raises(PipelineError, match=r"phase 1 has no size to search \(a table's rows have none\)"):
         check({"phase1.size": Int(64, 128)}, comp.recipes["cpu"], "rossmann")
+
+
+def test_trees_are_tuned_over_the_definitions_trees_names(workdir, tmp_path, capsys):
+    """`--recipe trees`: the trials draw the search's trees.* names only (the network's are the
+    other recipes'), each a run of trees with those settings."""
+    from table_data import rossmann
+    from pipeline.core.files import read_json
+    from pipeline.recipe import Trees
+    data = rossmann(tmp_path / "rossmann")
+    comp = load("rossmann-store-sales")
+    assert main(["tune", comp.name, "--study", "tt", "--trials", "2", "--sampler", "random", "--recipe", "trees",
+                 "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    done = [t for t in optuna.load_study(study_name="tt", storage=storage_for(Workdir(workdir), comp, "tt", None)).trials
+            if t.state.name == "COMPLETE"]
+    assert len(done) == 2
+    for t in done:
+        assert set(t.params) == {"trees.leaves", "trees.lr", "trees.l2", "trees.feature_fraction"}
+        trees = read_json(workdir / "data" / "runs" / comp.name / f"tt-{t.number}" / "settings.json")["recipe"]["trees"]
+        assert trees["leaves"] == t.params["trees.leaves"] and trees["lr"] == t.params["trees.lr"]
+    best = min(done, key=lambda t: t.value)
+    assert apply(comp.recipes["trees"], best.params) == eval(out.split("runs it again):\n")[1].split("\nplots:")[0],
+                                                             {"Recipe": Recipe, "Phase": Phase, "Trees": Trees})

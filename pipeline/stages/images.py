@@ -1,5 +1,6 @@
 """The images stage of `pipeline run`, before the folds: the training images decoded at every size
-the recipe trains at (the run's one decoding), and looked at before anything trains on them.
+the recipe trains at and at duplicates.SIZE (the run's one decoding), and looked at before
+anything trains on them.
 Images nearly constant once decoded are a warning (vision/spread.py); near duplicates
 (vision/duplicates.py) are listed in duplicates.csv, and the folds stage keeps each group in one
 fold, naming them in a line."""
@@ -23,10 +24,11 @@ def images_stage(r: Run) -> np.ndarray | None:
     out = r.run_dir / "duplicates.csv"
 
     def look():
-        r.train_images.prepare(sizes)  # (every rank: each opens, or one builds, the cache)
+        # (every rank: each opens, or one builds, the cache; the compared size in the same decoding)
+        r.train_images.prepare(sorted({*sizes, duplicates.SIZE}))
         if not r.ranks.main:
             return
-        images = r.train_images[sizes[0]]  # the smallest: the least to read, and enough to compare
+        images = r.train_images[duplicates.SIZE]  # (one size for every recipe: the same folds)
         warning = nearly_constant(sample(images), r.data_dir)
         if warning:
             r.log(warning)
@@ -38,7 +40,7 @@ def images_stage(r: Run) -> np.ndarray | None:
                                      "hash": [f"{h:016x}" for h in hashes[grouped]]}))
 
     made = (duplicates.MAX_DISTANCE, duplicates.CLOSE, duplicates.FLAT)  # (changed: found again)
-    stage(r, "images", fingerprint(r.keys["data"], sizes[0], r.comp.resize, made), [out], look)
+    stage(r, "images", fingerprint(r.keys["data"], duplicates.SIZE, r.comp.resize, made), [out], look)
     return read_groups(r)
 
 

@@ -21,6 +21,9 @@ CLOSE = 2.0        # grey levels (0-255): mean absolute difference of a confirme
                    # (a JPEG re-encoding: about 1; the closest two of sklearn's distinct digits: 3.5)
 FLAT = 2.0         # grey levels between the 9x8 thumbnail's darkest and brightest cells: below it
                    # the hash's bits are noise, and a blank image carries nothing to leak
+SIZE = 64          # the side images are compared at, whatever sizes the recipe trains at: at the
+                   # recipe's smallest, runs at 128 and 160 px found different pairs near the
+                   # thresholds, so their folds differed and they could not be compared or blended
 THUMB = 16         # side of the thumbnail that confirms a pair
 CHUNK = 64         # images hashed at once (64 at 512 px: 64 MB as floats), and hashes compared
                    # with all later ones at once (64 x 100,000 pairs: 50 MB)
