@@ -104,7 +104,8 @@ def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys, kagg
     recorded = read_runs(Workdir(workdir), "rossmann-store-sales")
     assert set(recorded["run"]) == {"net", "trees", "nt"}
     assert main(["report", "rossmann-store-sales"]) == 0
-    assert "nt" in capsys.readouterr().out
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.split()[1:2] == ["nt"]]
+    assert "0-1 of 2" in row and f"{scores['oof']:.4f}" in row
 
     # `pipeline submit` sends it as it sends a run's
     assert main(["submit", "rossmann-store-sales", "--run", "nt", "-m", "blend", "--data", str(rossmann)]) == 0

@@ -276,3 +276,9 @@ def test_trees_settings_belong_to_a_trees_recipe(rossmann, workdir, capsys):
         assert said in capsys.readouterr().err
     assert main(["run", "digits", "--arch", "lightgbm"]) == 2
     assert "this competition has images" in capsys.readouterr().err
+
+
+@pytest.mark.quick
+def test_lr_find_on_trees_is_one_line(rossmann, workdir, capsys):
+    assert main(["lr-find", "rossmann-store-sales", "--data", str(rossmann), "--recipe", "trees"]) == 2
+    assert "grows trees (arch lightgbm), whose rate is trees.lr" in capsys.readouterr().err

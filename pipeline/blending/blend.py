@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline import PipelineError
 from pipeline.blending import members as runs, methods
-from pipeline.core.files import file_sha1, write_csv, write_json, write_parquet
+from pipeline.core.files import file_sha1, read_json, write_csv, write_json, write_parquet
 from pipeline.core.workdir import Workdir, run_name
 from pipeline.stages import submission as sub
 from pipeline.stages.context import start
@@ -72,7 +72,7 @@ def blend(comp_name: str, names: list[str], *, method: str = "select", run: str 
 
     name = comp.metric.name
     alone = {m.name: score(y, m.oof) for m in members}
-    best = max(alone, key=lambda n: methods._rank(alone[n], better))
+    best = max(alone, key=lambda n: methods.Ranked(alone[n], better))
     per_fold = [{"fold": int(k), "images": int((folds == k).sum()), name: score(y[folds == k], honest[folds == k]),
                  "best_run": score(y[folds == k], P[names.index(best)][folds == k])} for k in scored]
     result = {"method": method, "members": names, **chosen.described(), "runs_oof": alone, "best_run": best,
@@ -114,8 +114,9 @@ def _write(r, members, first, folds, honest, chosen, result: dict, kind: str, se
     """The blend's run folder, submission and registry row."""
     comp, cols = r.comp, first.columns
     r.run_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"competition": comp.name, "run": r.name, "recipe": {"blend": {"method": result["method"],
-                "members": result["members"]}}, "versions": versions()}
+    total = (read_json(first.folder / "settings.json", {}) or {}).get("recipe", {}).get("folds")  # (the report's "of K")
+    settings = {"competition": comp.name, "run": r.name, "versions": versions(),
+                "recipe": {"blend": {"method": result["method"], "members": result["members"]}, "folds": total}}
     write_json(r.run_dir / "settings.json", settings)
     write_csv(r.run_dir / "folds.csv", first.folds)
     scored = first.folds.iloc[first.scored]

@@ -94,14 +94,14 @@ def select(P: np.ndarray, y: np.ndarray, score: Callable, better: Callable, pick
     whose addition scores best even when none improves (a run worth a fifth of the blend is only
     found after four picks of another), the best-scoring prefix of the picks kept."""
     alone = [score(y, p) for p in P]
-    first = int(max(range(len(P)), key=lambda i: _rank(alone[i], better)))
+    first = int(max(range(len(P)), key=lambda i: Ranked(alone[i], better)))
     counts, total = np.zeros(len(P)), P[first].copy()
     counts[first] = 1
     kept, best = counts.copy(), alone[first]
     for _ in range(picks - 1):
         n = counts.sum()
         trials = [score(y, (total + p) / (n + 1)) for p in P]
-        pick = int(max(range(len(P)), key=lambda i: _rank(trials[i], better)))
+        pick = int(max(range(len(P)), key=lambda i: Ranked(trials[i], better)))
         counts[pick] += 1
         total += P[pick]
         if better(trials[pick], best):
@@ -109,12 +109,12 @@ def select(P: np.ndarray, y: np.ndarray, score: Callable, better: Callable, pick
     return kept / kept.sum()
 
 
-class _rank:
+class Ranked:
     """A score ordered by `better`, for max()."""
     def __init__(self, value: float, better: Callable):
         self.value, self.better = value, better
 
-    def __lt__(self, other: "_rank") -> bool:
+    def __lt__(self, other: "Ranked") -> bool:
         return self.better(other.value, self.value)
 
 

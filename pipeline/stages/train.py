@@ -164,6 +164,9 @@ def lr_find(r: Run, phase: int, k: int, steps: int = 100) -> str:
     when the fold was trained with these settings, else the earlier phases trained here (kept
     under lr-find/ for the next call). Writes a PNG of loss against rate; returns a summary."""
     phases = r.recipe.phases
+    if r.recipe.boosted:
+        raise PipelineError(f"lr-find runs a network's learning-rate range test; recipe {r.recipe_name!r} grows "
+                            f"trees (arch lightgbm), whose rate is trees.lr (pipeline tune --recipe {r.recipe_name})")
     if not 1 <= phase <= len(phases):
         raise PipelineError(f"--phase {phase}: the recipe has phases 1 to {len(phases)}")
     if k not in range(r.recipe.folds):

@@ -176,6 +176,14 @@ def _short(text: str, width: int = STATUS_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def described(settings: dict) -> str:
+    """A run beside a blend, or a blend beside a run: what it is, not a list of every setting."""
+    recipe = settings.get("recipe", {})
+    blend = recipe.get("blend")
+    return (f"blend ({blend['method']}) of {', '.join(blend['members'])}" if blend else
+            f"a run of {recipe.get('arch', '?')}")
+
+
 def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[list[str]]]:
     """The leaderboard as a header and rows of text cells (shared by the text and HTML reports)."""
     folds = sorted({k for f in table["folds"] for k in f})
@@ -192,8 +200,9 @@ def rows_for(table: pd.DataFrame, references: dict) -> tuple[list[str], list[lis
         total = r["settings"].get("recipe", {}).get("folds", "?")
         # the finished result stands; the later attempt beside it
         status = _short(f"then {r['latest']}") if r["latest"] else ""
-        diff = versions_changed(r["settings"], best["settings"]) + changes(r["settings"], best["settings"]) \
-            if i else ["(best)"]
+        blends = [x["settings"].get("recipe", {}).get("blend") for x in (r, best)]
+        diff = ["(best)"] if not i else [described(r["settings"])] if any(blends) and blends[0] != blends[1] \
+            else versions_changed(r["settings"], best["settings"]) + changes(r["settings"], best["settings"])
         if i and r["commit"] != best["commit"]:
             diff.append(f"code: {best['commit'] or '?'} -> {r['commit'] or '?'}")
         rows.append([str(i + 1), name, f"{_which(r['folds'])} of {total}", f"{r['mean']:.4f} ± {r['std']:.4f}",
