@@ -1,5 +1,6 @@
 """`pipeline blend`: runs combined on their OOF predictions, written as a run of its own; the
 methods on known predictions; and every way runs cannot be blended, one line each."""
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -103,6 +104,7 @@ def test_a_network_and_trees_blended_on_rossmann(rossmann, workdir, capsys, kagg
     assert (sub["Sales"][closed] == 0).all() and (sub["Sales"][~closed] > 0).all()
     recorded = read_runs(Workdir(workdir), "rossmann-store-sales")
     assert set(recorded["run"]) == {"net", "trees", "nt"}
+    assert json.loads(recorded[recorded["run"] == "nt"]["settings"].iloc[0])["recipe"]["blend"]["weights"] == blend["weights"]
     assert main(["report", "rossmann-store-sales"]) == 0
     [row] = [line for line in capsys.readouterr().out.splitlines() if line.split()[1:2] == ["nt"]]
     assert "0-1 of 2" in row and f"{scores['oof']:.4f}" in row

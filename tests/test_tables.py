@@ -40,6 +40,20 @@ def test_days_since_and_until_an_event_per_group_in_any_row_order():
 
 
 @pytest.mark.quick
+def test_an_events_nearness_is_also_a_category_up_to_two_weeks():
+    frame = pd.DataFrame({"Store": "A", "Date": pd.date_range("2015-01-01", periods=40), "Holiday": "0"})
+    frame.loc[[0, 30], "Holiday"] = "a"
+    out = add_events(frame, "Date", "Store", ("Holiday",))
+    np.testing.assert_array_equal(out["Holiday_since_days"][:17], [*range(15), 15, 15])  # the 16th day on: "further"
+    np.testing.assert_array_equal(out["Holiday_until_days"][14:31], [15, *range(15, -1, -1)])
+    assert out["Holiday_until_days"][31:].isna().all()  # no holiday after: missing, as the days are
+    table = Table(train="t.csv", test="s.csv", target="y", id="id", date="Date", group="Store", events=("Holiday",),
+                  categorical=("Store",), continuous=())
+    cat, cont = table.columns()
+    assert {"Holiday_since_days", "Holiday_until_days"} <= set(cat) and {"Holiday_since", "Holiday_until"} <= set(cont)
+
+
+@pytest.mark.quick
 def test_date_parts():
     frame = add_date_parts(pd.DataFrame({"Date": pd.to_datetime(["2015-12-31", "2016-01-01"])}), "Date")
     assert frame.drop(columns="Date").to_dict("list") == {

@@ -116,7 +116,9 @@ def _write(r, members, first, folds, honest, chosen, result: dict, kind: str, se
     r.run_dir.mkdir(parents=True, exist_ok=True)
     total = (read_json(first.folder / "settings.json", {}) or {}).get("recipe", {}).get("folds")  # (the report's "of K")
     settings = {"competition": comp.name, "run": r.name, "versions": versions(),
-                "recipe": {"blend": {"method": result["method"], "members": result["members"]}, "folds": total}}
+                "recipe": {"blend": {"method": result["method"], "members": result["members"],
+                                     **{k: result[k] for k in ("weights", "coefficients") if k in result}},
+                           "folds": total}}
     write_json(r.run_dir / "settings.json", settings)
     write_csv(r.run_dir / "folds.csv", first.folds)
     scored = first.folds.iloc[first.scored]

@@ -49,7 +49,8 @@ class Table:
         if self.date:
             dates = feats.date_columns(self.date)
             cat, cont = cat + dates[0], cont + dates[1]
-        cont += feats.event_columns(self.events) if self.group or self.events else []
+        if self.events:
+            cat, cont = cat + feats.event_categories(self.events), cont + feats.event_columns(self.events)
         return cat, cont
 
 
