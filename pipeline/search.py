@@ -14,8 +14,8 @@ number them:
 
 Phase settings: lr, ratio, epochs, size (images'). A trees recipe (arch "lightgbm") has no
 phases; its settings are trees.leaves, trees.lr, trees.min_leaf, trees.feature_fraction,
-trees.bagging, trees.l2, trees.rounds, trees.patience (recipe.Trees). Recipe settings: any of Recipe's plain fields
-(arch, batch_size, weight_decay, label_smoothing, random_crop, oversample, tta, checkpoint,
+trees.bagging, trees.l2, trees.rounds, trees.patience (recipe.Trees). Recipe settings: any of
+Recipe's plain fields (arch, batch_size, weight_decay, label_smoothing, random_crop, oversample, tta, checkpoint,
 snapshots, seed) and the SWA and mining rounds (swa, hard_negatives). `pipeline run --set NAME=VALUE`
 takes the same names (`assigned` reads its values, `apply` puts them in the recipe)."""
 from __future__ import annotations

@@ -52,12 +52,17 @@ def test_a_kernel_without_the_data_attached_says_so_and_never_downloads(workdir,
         start("plant-seedlings", recipe=shrink(load("plant-seedlings").recipes["cpu"]))
 
 
+def kernel_folder(workdir, monkeypatch, competition: str, run_args: str):
+    """`pipeline kernel COMPETITION --run-args=...` as user tester: its folder and metadata."""
+    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
+    assert main(["kernel", competition, f"--run-args={run_args}"]) == 0
+    folder = workdir / "data" / "kernels" / competition
+    return folder, json.loads((folder / "kernel-metadata.json").read_text())
+
+
 @pytest.mark.quick
 def test_kernel_folder_is_ready_to_push(workdir, monkeypatch, capsys):
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    assert main(["kernel", "plant-seedlings", "--run-args=--recipe gpu --train-folds all"]) == 0
-    folder = workdir / "data" / "kernels" / "plant-seedlings"
-    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    folder, meta = kernel_folder(workdir, monkeypatch, "plant-seedlings", "--recipe gpu --train-folds all")
     assert meta["id"] == "tester/pipeline-plant-seedlings" and meta["code_file"] == "pipeline-plant-seedlings.py"
     assert meta["enable_gpu"] is True and meta["enable_internet"] is False
     assert meta["competition_sources"] == ["plant-seedlings-classification"]
@@ -170,10 +175,7 @@ def test_a_table_run_inside_a_kernel_reads_input_and_writes_working(workdir, kag
 
 @pytest.mark.quick
 def test_a_table_kernel_attaches_the_competition_and_checks_its_recipe_before_the_push(workdir, monkeypatch, capsys):
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    assert main(["kernel", "rossmann-store-sales", "--run-args=--train-folds all"]) == 0
-    folder = workdir / "data" / "kernels" / "rossmann-store-sales"
-    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    folder, meta = kernel_folder(workdir, monkeypatch, "rossmann-store-sales", "--train-folds all")
     assert meta["competition_sources"] == ["rossmann-store-sales"] and meta["enable_internet"] is False
     assert meta["id"] == "tester/pipeline-rossmann-store-sales"
     script = (folder / meta["code_file"]).read_text()

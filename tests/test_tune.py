@@ -333,20 +333,27 @@ def test_the_recipe_source_round_trips():
 
 
 @pytest.mark.quick
+def rossmann_study(workdir, tmp_path, capsys, study: str, *flags: str):
+    """`pipeline tune rossmann-store-sales` of two random trials on a few stores' weeks: the
+    competition, its two completed trials, and what the command printed."""
+    from table_data import rossmann
+    data = rossmann(tmp_path / "rossmann")
+    comp = load("rossmann-store-sales")
+    assert main(["tune", comp.name, "--study", study, "--trials", "2", "--sampler", "random", *flags,
+                 "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    trials = optuna.load_study(study_name=study, storage=storage_for(Workdir(workdir), comp, study, None)).trials
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2
+    return comp, done, out
+
+
 def test_a_table_is_tuned_on_its_last_time_fold_with_its_own_search(workdir, tmp_path, capsys):
     """Rossmann's definition as it is (phase rates and epochs, weight decay; phases without a size)
     on a few stores' weeks: two trials, each a run of the trial's values on the competition's own
     fold (the last block), ranked lower RMSPE first."""
-    from table_data import rossmann
     from pipeline.core.files import read_json
-    data = rossmann(tmp_path / "rossmann")
-    comp = load("rossmann-store-sales")
-    assert main(["tune", comp.name, "--study", "t", "--trials", "2", "--sampler", "random", "--pruner", "none",
-                 "--data", str(data)]) == 0
-    out = capsys.readouterr().out
-    done = [t for t in optuna.load_study(study_name="t", storage=storage_for(Workdir(workdir), comp, "t", None)).trials
-            if t.state.name == "COMPLETE"]
-    assert len(done) == 2
+    comp, done, out = rossmann_study(workdir, tmp_path, capsys, "t", "--pruner", "none")
     for t in done:
         run = workdir / "data" / "runs" / comp.name / f"t-{t.number}"
         [phase] = read_json(run / "settings.json")["recipe"]["phases"]
@@ -373,17 +380,9 @@ def test_a_table_phase_has_no_size_to_search():
 def test_trees_are_tuned_over_the_definitions_trees_names(workdir, tmp_path, capsys):
     """`--recipe trees`: the trials draw the search's trees.* names only (the network's are the
     other recipes'), each a run of trees with those settings."""
-    from table_data import rossmann
     from pipeline.core.files import read_json
     from pipeline.recipe import Trees
-    data = rossmann(tmp_path / "rossmann")
-    comp = load("rossmann-store-sales")
-    assert main(["tune", comp.name, "--study", "tt", "--trials", "2", "--sampler", "random", "--recipe", "trees",
-                 "--data", str(data)]) == 0
-    out = capsys.readouterr().out
-    done = [t for t in optuna.load_study(study_name="tt", storage=storage_for(Workdir(workdir), comp, "tt", None)).trials
-            if t.state.name == "COMPLETE"]
-    assert len(done) == 2
+    comp, done, out = rossmann_study(workdir, tmp_path, capsys, "tt", "--recipe", "trees")
     for t in done:
         assert set(t.params) == {"trees.leaves", "trees.lr", "trees.l2", "trees.feature_fraction"}
         trees = read_json(workdir / "data" / "runs" / comp.name / f"tt-{t.number}" / "settings.json")["recipe"]["trees"]
