@@ -19,13 +19,16 @@ SCHEDULES = ("1cycle", "sgdr", "constant")
 BATCHNORM = ("adapt", "frozen", "batch")
 SPLITS = ("stratified", "time")
 TTA_VIEWS = (1, 2, 4, 8)  # plain; + hflip; + vflip and both; + the transposed four (dihedral group)
+# a phase's size or epochs left to the data: set when the run has seen its images (vision/sizing.py)
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
 class Phase:
-    epochs: int = affects("train")
+    epochs: int | str = affects("train")  # or AUTO: from the number of images (and the recipe's budget)
     lr: float | tuple[float, ...] | str = affects("train")  # peak rate; a tuple: one per layer group; "find": lr range test
-    size: int | None = affects("train", default=None)  # images: the square side in pixels; tables: none
+    size: int | str | None = affects("train", default=None)  # images: the square side in pixels (AUTO: from the
+                                                              # images' own, up to the model's); tables: none
     frozen: tuple[str, ...] = affects("train", default=())  # layer groups whose weights stay fixed ("early", "late", "head")
     schedule: str = affects("train", default="1cycle")  # "1cycle" (cyclical momentum 0.95-0.85-0.95), "sgdr", "constant"
     cycle_len: int = affects("train", default=1)  # sgdr: epochs in the first cycle
@@ -40,6 +43,10 @@ class Phase:
     def pixels(self) -> str:
         """How the logs name the phase's size: "128px", or "" for a table's rows."""
         return f"{self.size}px" if self.size else ""
+
+    @property
+    def auto(self) -> bool:
+        return AUTO in (self.size, self.epochs)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class Recipe:
                                                 # decay per step, and predict with it too (ema.pt); 0: none
     seed: int = affects("folds", "train", default=0)
     trees: Trees = affects("train", default=Trees())  # arch "lightgbm": the trees' settings; phases none
+    # AUTO phases: the minutes of training on a 2-core CPU their epochs are chosen to fit (vision/sizing.py);
+    # None: epochs from the number of images alone. (In no key: the epochs it gives are.)
+    budget: float | None = affects(default=None)
 
     def fold_list(self) -> list[int]:
         return list(range(self.folds)) if self.train_folds is None else list(self.train_folds)
@@ -94,6 +104,11 @@ class Recipe:
     def boosted(self) -> bool:
         """Gradient-boosted trees (a table's), not a network: no phases, no checkpoints."""
         return self.arch == "lightgbm"
+
+    @property
+    def auto(self) -> bool:
+        """Some phase's size or epochs are left to the data (sized when the run has read it)."""
+        return any(p.auto for p in self.phases)
 
     @property
     def averages_weights(self) -> bool:
@@ -346,7 +361,10 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                                 f"({', '.join(group_names)}); give one each or a single number")
         if p.schedule not in SCHEDULES:
             raise PipelineError(f"{at}: unknown schedule {p.schedule!r}; use one of {SCHEDULES}")
-        if p.schedule == "sgdr":
+        if p.auto and not images:
+            raise PipelineError(f"{at}: {AUTO!r} sizes and epochs are chosen from images; a table's phases "
+                                f"give their epochs")
+        if p.schedule == "sgdr" and p.epochs != AUTO:
             try:
                 sgdr_cycle_epochs(p.epochs, p.cycle_len, p.cycle_mult)
             except PipelineError as e:
@@ -354,15 +372,19 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
         if p.precompute and set(group_names[:-1]) - set(p.frozen):
             raise PipelineError(f"{at}: precompute needs every body group frozen: "
                                 f"set frozen={tuple(group_names[:-1])}")
-        if p.epochs < 1:
-            raise PipelineError(f"{at}: needs epochs >= 1")
-        if images and (p.size is None or p.size < 8):
-            raise PipelineError(f"{at}: needs an image size of 8 or more (size=...)")
+        if p.epochs != AUTO and not (isinstance(p.epochs, int) and p.epochs >= 1):
+            raise PipelineError(f"{at}: epochs={p.epochs!r}; a whole number >= 1, or {AUTO!r}")
+        if images and p.size != AUTO and not (isinstance(p.size, int) and p.size >= 8):
+            raise PipelineError(f"{at}: size={p.size!r}; an image size of 8 or more, or {AUTO!r} (size=...)")
         if not images and p.size is not None:
             raise PipelineError(f"{at}: size={p.size}, but a table's rows have no size; leave it out")
         if p.mine and (i == 0 or not 0 < p.mine < 1 or p.mine_repeat < 1):
             raise PipelineError(f"{at}: mining needs a trained model (a phase before it), "
                                 f"a fraction in (0, 1) and mine_repeat >= 1")
+    if recipe.budget is not None and not recipe.budget > 0:
+        raise PipelineError(f"{where}: budget={recipe.budget}; minutes of training, > 0 (or None)")
+    if recipe.auto:
+        return  # (the rest counts epochs: checked again once the data has sized them)
     points = sum(len(averaging_points(p)) for p in phases if p.swa)
     if points == 1:
         raise PipelineError(f"{where}: SWA would average a single set of weights; average over more "
@@ -393,23 +415,29 @@ def _validate_trees(recipe: Recipe, where: str, images: bool) -> None:
         raise PipelineError(f"{where}: {t}: lr > 0, l2 >= 0, feature_fraction and bagging in (0, 1]")
 
 
-def starter(size: int, cpu_size: int = 128, symmetry: str = "hflip", random_crop: float = 0.0) -> dict[str, Recipe]:
+def starter(size: int | str = AUTO, cpu_size: int | str = AUTO, symmetry: str = "hflip", random_crop: float = 0.0,
+            minutes: float = 10) -> dict[str, Recipe]:
     """Recipes a competition starts from until it has tuned its own: plant-seedlings' recipes,
     generalised. cpu: one fold; the head on cached activations, then all but the early layers
     (their backward pass is the costly part) at `cpu_size`. gpu: every fold; the head, then the
-    whole network with differential rates at 3/4 of `size`, then at `size` (progressive
-    resizing). TTA: every view `symmetry` allows on a GPU, two at most on a CPU. `random_crop`:
-    see Recipe."""
+    whole network with differential rates (at 3/4 of `size`, then at `size`: progressive resizing,
+    when `size` is given). TTA: every view `symmetry` allows on a GPU, two at most on a CPU.
+    `random_crop`: see Recipe. AUTO sizes and their epochs come from the images (vision/sizing.py),
+    the cpu recipe's within `minutes` of a 2-core CPU."""
     from pipeline.vision.transforms import SYMMETRIES
-    views, small = SYMMETRIES[symmetry], max(32, round(size * 3 / 4 / 32) * 32)
-    return {
-        "cpu": Recipe(train_folds=(0,), tta=min(2, views), random_crop=random_crop, phases=(
-            Phase(size=cpu_size, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
-            Phase(size=cpu_size, epochs=2, lr=differential(2e-3), frozen=("early",)),
-        )),
-        "gpu": Recipe(batch_size=64, tta=views, random_crop=random_crop, phases=(
-            Phase(size=small, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
-            Phase(size=small, epochs=4, lr=differential(2e-3)),
-            Phase(size=size, epochs=4, lr=differential(1e-3)),
-        )),
-    }
+    views = SYMMETRIES[symmetry]
+    head, tune = (AUTO, AUTO) if cpu_size == AUTO else (2, 2)
+    cpu = Recipe(train_folds=(0,), tta=min(2, views), random_crop=random_crop,
+                 budget=minutes if cpu_size == AUTO else None, phases=(
+                     Phase(size=cpu_size, epochs=head, lr=1e-2, frozen=("early", "late"), precompute=True),
+                     Phase(size=cpu_size, epochs=tune, lr=differential(2e-3), frozen=("early",)),
+                 ))
+    if size == AUTO:
+        gpu = (Phase(size=AUTO, epochs=AUTO, lr=1e-2, frozen=("early", "late"), precompute=True),
+               Phase(size=AUTO, epochs=AUTO, lr=differential(2e-3)))
+    else:
+        small = max(32, round(size * 3 / 4 / 32) * 32)
+        gpu = (Phase(size=small, epochs=2, lr=1e-2, frozen=("early", "late"), precompute=True),
+               Phase(size=small, epochs=4, lr=differential(2e-3)),
+               Phase(size=size, epochs=4, lr=differential(1e-3)))
+    return {"cpu": cpu, "gpu": Recipe(batch_size=64, tta=views, random_crop=random_crop, phases=gpu)}

@@ -85,7 +85,9 @@ symmetry = "{symmetry}"  # flips that keep a label: "dihedral" (seen from above)
 # "pad" (whole, proportions kept, black bars)
 resize = "{resize}"
 # random_crop: train on random crops keeping at least this share of each image (photos); 0: none
-recipes = starter(size=224, cpu_size=128, symmetry=symmetry, random_crop={random_crop})  # tune: pipeline lr-find, report
+# the recipes are sized to the images when a run starts: their own size (up to the model's), epochs from
+# their number, the cpu recipe's within `minutes` on a 2-core CPU; size=224, cpu_size=128 would fix them
+recipes = starter(symmetry=symmetry, random_crop={random_crop}, minutes=10)  # tune: pipeline lr-find, report
 # `pipeline tune {name}`: a search around the recipes (phases numbered from 1, as the logs number them)
 search = {{
     "phase1.lr": Float(3e-3, 3e-2, log=True),  # the head on cached activations

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.quick
 OTHER = dict(arch="test_resnet", weights="none", batch_size=7, weight_decay=0.5, label_smoothing=0.1, random_crop=0.5,
              oversample="max", batchnorm="frozen", folds=4, train_folds=(1,), tta=8, checkpoint="best", snapshots=2,
              mixup=0.2, cutmix=1.0, ema=0.99, seed=5, split="time", phases=(Phase(size=64, epochs=1, lr=1e-3),),
-             trees=Trees(leaves=31))
+             trees=Trees(leaves=31), budget=5.0)
 
 
 def test_every_setting_says_what_it_affects():

@@ -117,7 +117,7 @@ def test_set_changes_a_phase_or_a_recipe_setting_by_the_names_a_search_uses():
     (["--set", "seed=1", "--set", "seed=2"], "--set seed=2: seed is set twice"),
     (["--tta", "4", "--set", "tta=2"], "--tta and --set tta: give the setting once"),
     (["--set", "phase1.ratio=2", "--set", "phase1.lr=1e-4,1e-3,1e-2"], "set phase1.lr to one number"),
-    (["--set", "phase1.epochs=0"], "phase 1: needs epochs >= 1"),  # the recipe's own checks
+    (["--set", "phase1.epochs=0"], "phase 1: epochs=0; a whole number >= 1"),  # the recipe's own checks
     (["--set", "phase2.lr=1e-3,1e-2"], "2 learning rates for 3 layer groups"),
 ])
 def test_a_set_the_recipe_cannot_take_is_one_line_naming_it(argv, said):

@@ -28,6 +28,7 @@ from pipeline.stages.source import Source
 from pipeline.tables.model import widths
 from pipeline.tables.source import TableSource
 from pipeline.vision.images import ImageCache
+from pipeline.vision.sizing import image_facts, minutes, native_size, sized
 from pipeline.vision.source import ImageSource
 from pipeline.vision.transforms import SYMMETRIES
 
@@ -106,6 +107,7 @@ def start(comp_name: str, *, workdir: Workdir | None = None, data: str | None = 
                             f"{ranks.world} ranks; use --batch-size {recipe.batch_size // ranks.world * ranks.world or ranks.world}")
     data_dir = ranks.on_main(lambda: find_or_fetch(comp, data, workdir, log))  # (one download)
     found = (_table if comp.table else _images)(comp, data_dir, workdir, recipe, log)
+    recipe = found.pop("recipe", recipe)  # (AUTO phases sized by the images)
     r = Run(recipe=recipe, recipe_name=recipe_name, name=run or recipe_name, workdir=workdir, data_dir=data_dir,
             dev=dev, log=log, ranks=ranks, parallel=parallel, sync_bn=sync_bn, **found)
     comp = r.comp
@@ -168,6 +170,8 @@ def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe,
         log(f"{comp.name}: {len(comp.classes)} classes from the training labels: "
             f"{', '.join(comp.classes[:8])}{', ...' if len(comp.classes) > 8 else ''}")
     test = comp.layout.test(data_dir)
+    if recipe.auto:
+        recipe = _sized(comp, recipe, list(train["path"]), len(test), log)
     # an unknown --arch, a weights file that doesn't fit: said now, before "fold 0 of 5"
     create_model(recipe.arch, len(comp.classes), recipe.weights)
     # checked now, not after an hour of training: the sample must list exactly the test images
@@ -181,8 +185,24 @@ def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe,
                    preprocess=comp.preprocess, truncated=comp.truncated_images), comp.symmetry)
     made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
     made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
-    return dict(comp=comp, train=train, targets=comp.targets(train["label"]), test=test, source=source,
-                keys={"data": fingerprint(train_files, list(train["label"]), test_files, *made)})
+    return dict(comp=comp, recipe=recipe, train=train, targets=comp.targets(train["label"]), test=test,
+                source=source, keys={"data": fingerprint(train_files, list(train["label"]), test_files, *made)})
+
+
+def _sized(comp: Competition, recipe: Recipe, paths: list[Path], tests: int, log: Callable) -> Recipe:
+    """The recipe's AUTO sizes and epochs filled in from the images (vision/sizing.py), said in one
+    line with the minutes it should take."""
+    facts = image_facts(paths, tests, len(comp.classes), seed=recipe.seed)
+    recipe = sized(recipe, facts)
+    validate_recipe(recipe, GROUP_NAMES, f"the recipe sized for {comp.name}", SYMMETRIES[comp.symmetry])
+    phases = ", ".join(f"{i + 1}) {p.epochs} epochs{' of the head' * p.precompute} at {p.size}px"
+                       for i, p in enumerate(recipe.phases))
+    took = f"{facts.side}px" if facts.side else "unknown (no header could be read)"
+    cost = (f"; about {minutes(recipe, facts):.0f} minutes on a 2-core CPU (budget {recipe.budget:g})"
+            if recipe.budget is not None else "")
+    log(f"{comp.name}: recipe sized to {facts.train} training images (median shorter side {took}; {recipe.arch} "
+        f"was trained at {native_size(recipe.arch)}px): phases {phases}{cost}")
+    return recipe
 
 
 def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log: Callable = say) -> Path:

@@ -135,9 +135,9 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
     check(space, base, f"{comp.folder}/competition.py")
     if trials is None:
         trials = len(_grid_points(space)) if sampler == "grid" else 20
-    data = str(_shared(comp, base, study, workdir=workdir, data=data, device=device, train_folds=train_folds,
-                       log=log))
-    epochs = sum(p.epochs for p in base.phases)
+    found, first = _shared(comp, base, study, workdir=workdir, data=data, device=device, train_folds=train_folds,
+                           log=log)
+    data, epochs = str(found), sum(p.epochs for p in first.phases)  # (a starter's epochs sized to the data)
     st = optuna.create_study(storage=storage_for(workdir, comp, study, storage), study_name=study, load_if_exists=True,
                              direction="maximize" if comp.metric.higher_is_better else "minimize",
                              sampler=make_sampler(sampler, space, trials, seed), pruner=make_pruner(pruner, epochs))
@@ -183,16 +183,17 @@ def tune(comp_name: str, *, study: str = "study", trials: int | None = None, sam
 
 
 def _shared(comp: Competition, base: Recipe, study: str, *, workdir: Workdir, data: str | None, device: str,
-            train_folds, log: Callable) -> Path:
+            train_folds, log: Callable) -> tuple[Path, Recipe]:
     """What every trial shares, checked once before the first is asked for, as `pipeline run`
     checks it: the run names, the device, the data (found or fetched), its layout and sample
     file, the recipe's model. An error here would fail every trial the same way: it is one line
-    now, not a study of failed trials. Returns the data folder the trials read."""
+    now, not a study of failed trials. Returns the data folder the trials read, and the recipe
+    as the data sizes it (vision/sizing.py)."""
     from pipeline.stages.context import find_or_fetch, start
     found = find_or_fetch(comp, data, workdir, log)  # (its download said once, not a trial's)
-    start(comp.name, workdir=workdir, data=str(found), run=f"{study}-0", recipe=base, device=device,
+    r = start(comp.name, workdir=workdir, data=str(found), run=f"{study}-0", recipe=base, device=device,
           log=lambda *parts: None, train_folds=train_folds)  # (each trial says the data's notices)
-    return found
+    return found, r.recipe
 
 
 def run_trial(comp_name: str, recipe: Recipe, trial, run: str, *, workdir: Workdir, data: str, device: str,
