@@ -81,7 +81,9 @@ class ClassFolders(_ImageFolders):
         df = pd.DataFrame(rows, columns=["id", "path", "label"])
         if df["id"].duplicated().any():  # cat/1.jpg, dog/1.jpg: folders that number their own images
             df["id"] = df["label"] + "/" + df["id"]
-        return _train_table(df, folder, "give each image a name of its own (its id is the name less its suffix)")
+        if df["id"].duplicated().any():  # yes/Y92.jpg, yes/Y92.png: two images (training ids reach no submission)
+            df["id"] = df["label"] + "/" + df["path"].map(lambda p: p.name)
+        return _train_table(df, folder, "give each image a name of its own")
 
     def notices(self, root: Path) -> list[str]:
         folder = root / self.train_dir
@@ -91,8 +93,8 @@ class ClassFolders(_ImageFolders):
         loose = list_images(folder) if folder.is_dir() else []  # train/x.png: in no class
         if loose:
             lines.append(f"skipped {len(loose)} images outside the class folders: {_first_few(loose)}")
-        names = pd.Series([p.stem for s in subs for p in list_images(s)], dtype=str)
-        repeated = names[names.duplicated()].unique()
+        names = pd.Series([p.stem for s in subs for p in {q.stem: q for q in list_images(s)}.values()], dtype=str)
+        repeated = names[names.duplicated()].unique()  # (across folders: Y92.jpg beside Y92.png is two images)
         if len(repeated):  # numbered per class, or one image copied into two classes: the user knows which
             lines.append(f"{len(repeated)} image names appear in more than one class folder (e.g. "
                          f"{', '.join(repeated[:3])}): training ids are class/name; an image copied into two "

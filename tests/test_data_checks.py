@@ -3,6 +3,8 @@ what a layout leaves out (classes with no image, files it doesn't read, empty cl
 named in one line each (links that lead nowhere and images the labels CSV has no row for
 among them); the sample submission is found under Kaggle's spellings of its name."""
 import shutil
+
+import cv2
 import zipfile
 
 import pandas as pd
@@ -59,6 +61,17 @@ def test_an_image_name_in_two_class_folders_gets_class_ids_and_a_notice(plant_da
                      "class/name; an image copied into two classes would sit on both sides of a fold"]
     train = comp.layout.train(plant_data, comp.classes)
     assert train["id"].is_unique and {"Maize/07000ab", "Charlock/07000ab"} <= set(train["id"])
+
+
+@pytest.mark.quick
+def test_two_images_with_one_name_in_one_class_folder_are_two_training_images(plant_data):
+    # (the brain MRI set's yes/Y92.jpg and yes/Y92.png are two scans)
+    first = sorted((plant_data / "train" / "Maize").iterdir())[0]
+    cv2.imwrite(str(first.with_suffix(".jpg")), cv2.imread(str(first))[::-1])
+    lines, comp = plant_start(plant_data)
+    assert not any("more than one class folder" in line for line in lines)
+    train = comp.layout.train(plant_data, comp.classes)
+    assert train["id"].is_unique and {f"Maize/{first.name}", f"Maize/{first.stem}.jpg"} <= set(train["id"])
 
 
 @pytest.mark.quick
