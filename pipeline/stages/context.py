@@ -28,7 +28,7 @@ from pipeline.stages.source import Source
 from pipeline.tables.model import widths
 from pipeline.tables.source import TableSource
 from pipeline.vision.images import ImageCache
-from pipeline.vision.source import ImageSource
+from pipeline.vision.source import ImageSource, prior
 from pipeline.vision.transforms import SYMMETRIES
 
 
@@ -174,15 +174,32 @@ def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe,
     sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
     cache = workdir.cache(comp.name)
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
+    targets = comp.targets(train["label"])
     source = ImageSource(
         ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
                    preprocess=comp.preprocess, truncated=comp.truncated_images),
         ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
-                   preprocess=comp.preprocess, truncated=comp.truncated_images), comp.symmetry)
+                   preprocess=comp.preprocess, truncated=comp.truncated_images,
+                   on_unreadable=_unreadable_test(comp, len(test), log)),
+        comp.symmetry, prior(comp.task, targets, comp.classes))
     made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
     made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
-    return dict(comp=comp, train=train, targets=comp.targets(train["label"]), test=test, source=source,
+    return dict(comp=comp, train=train, targets=targets, test=test, source=source,
                 keys={"data": fingerprint(train_files, list(train["label"]), test_files, *made)})
+
+
+def _unreadable_test(comp: Competition, images: int, log: Callable) -> Callable:
+    """The one notice on test images that cannot be read (images.py keeps a placeholder row for
+    each): the submission needs their rows, so they are predicted from the training labels."""
+    how = ("each tag's base rate in the training labels, thresholded as any row" if comp.multilabel else
+           "the class prior (each class's share of the training labels)")
+
+    def say(bad: list, listing: Path) -> None:
+        first = ", ".join(p for _, p, _ in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        log(f"{comp.name}: {len(bad)} of {images} test images are not readable (corrupt, cut short or not images): "
+            f"{first}; their rows are predicted from {how}, and listed with the reason in {listing}: "
+            f"replace them and run again to predict them from their pixels")
+    return say
 
 
 def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log: Callable = say) -> Path:
