@@ -352,6 +352,31 @@ def test_a_test_image_that_cannot_be_read_is_predicted_from_the_class_prior_and_
 
 
 @pytest.mark.quick
+def test_unreadable_training_and_test_images_are_both_said_in_one_run(workdir, plant_data):
+    (plant_data / "train" / "Maize" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (plant_data / "test" / "t0005.png").write_bytes(b"")
+    said = []
+    r = start("plant-seedlings", data=str(plant_data), recipe=shrink(load("plant-seedlings").recipes["cpu"]),
+              log=lambda *parts: said.append(" ".join(map(str, parts))))
+    with pytest.raises(PipelineError, match=r"^1 of 61 images are not readable .*broken.png; all of them are listed"):
+        run_all(r)
+    assert [line for line in said if "1 of 7 test images are not readable" in line and "t0005.png" in line]
+
+
+@pytest.mark.quick
+def test_problems_with_the_training_data_and_the_test_data_are_one_error(workdir, plant_data):
+    (plant_data / "train" / "Dandelion").mkdir()
+    (plant_data / "test" / "t0000.png").unlink()
+    with pytest.raises(PipelineError) as e:
+        start_plant(plant_data)
+    assert str(e.value).startswith(f"{plant_data / 'train' / 'Dandelion'}: class folder 'Dandelion' is not one of")
+    assert f"; also, {plant_data / 'sample_submission.csv'}: its ids don't match the test folder" in str(e.value)
+    shutil.rmtree(plant_data / "test")  # no test folder at all: said with the training data's problem too
+    with pytest.raises(PipelineError, match=r"is not one of .*; also, .*test: folder of test images missing"):
+        start_plant(plant_data)
+
+
+@pytest.mark.quick
 def test_check_says_the_notice_on_unreadable_test_images(workdir, plant_data):
     (plant_data / "test" / "t0002.png").write_bytes(b"not an image")
     said = []

@@ -156,22 +156,25 @@ def _table(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, 
 
 
 def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, log: Callable) -> dict:
-    """The image tables (layouts.py) and their decoded-image caches (images.py)."""
+    """The image tables (layouts.py) and their decoded-image caches (images.py). What is wrong
+    with the training data and what is wrong with the test data (its folder, the sample) are
+    refused together, in one error: a user fixes both before running again, not one per run."""
     for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
         log(f"{comp.name}: {line}")
-    train = comp.layout.train(data_dir, comp.classes)
-    comp.require_two_kinds(train["label"], data_dir)
-    for line in comp.unseen_classes(train["label"], data_dir):
-        log(f"{comp.name}: {line}")
-    if comp.classes is None:
+    problems: list[str] = []
+    train = _found(problems, lambda: _train_table(comp, data_dir, log))
+    if train is not None and comp.classes is None:
         comp = comp.with_classes(train["label"])
         log(f"{comp.name}: {len(comp.classes)} classes from the training labels: "
             f"{', '.join(comp.classes[:8])}{', ...' if len(comp.classes) > 8 else ''}")
-    test = comp.layout.test(data_dir)
+    test = _found(problems, lambda: comp.layout.test(data_dir))
+    if test is not None:  # checked now, not after an hour of training: the sample must list exactly the test images
+        _found(problems, lambda: sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission,
+                                                 list(test["id"]), comp.classes))
+    if problems:
+        raise PipelineError("; also, ".join(problems))
     # an unknown --arch, a weights file that doesn't fit: said now, before "fold 0 of 5"
     create_model(recipe.arch, len(comp.classes), recipe.weights)
-    # checked now, not after an hour of training: the sample must list exactly the test images
-    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
     cache = workdir.cache(comp.name)
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
     targets = comp.targets(train["label"])
@@ -186,6 +189,24 @@ def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe,
     made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
     return dict(comp=comp, train=train, targets=targets, test=test, source=source,
                 keys={"data": fingerprint(train_files, list(train["label"]), test_files, *made)})
+
+
+def _train_table(comp: Competition, data_dir: Path, log: Callable) -> pd.DataFrame:
+    """The training table (layouts.py), refused if its labels are all alike."""
+    train = comp.layout.train(data_dir, comp.classes)
+    comp.require_two_kinds(train["label"], data_dir)
+    for line in comp.unseen_classes(train["label"], data_dir):
+        log(f"{comp.name}: {line}")
+    return train
+
+
+def _found(problems: list[str], find: Callable):
+    """What `find()` returns, or None with its error added to `problems`."""
+    try:
+        return find()
+    except PipelineError as e:
+        problems.append(str(e))
+        return None
 
 
 def _unreadable_test(comp: Competition, images: int, log: Callable) -> Callable:

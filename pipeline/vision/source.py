@@ -36,8 +36,9 @@ class ImageSource:
     kind = "images"
 
     def prepare(self, recipe: Recipe) -> None:
+        # test images first: a notice on unreadable ones comes before any error on the training images
+        self.test_images.prepare([recipe.phases[-1].size])
         self.train_images.prepare(sorted({p.size for p in recipe.phases}))
-        self.test_images.prepare([recipe.phases[-1].size])  # unreadable test images: said now, not after training
 
     def inputs(self, rows: np.ndarray, fold: str = "") -> Images:
         return Images(self.train_images, self.symmetry)
