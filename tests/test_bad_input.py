@@ -1,4 +1,5 @@
 """Each kind of bad input stops the run at once with one line naming the file or setting and the fix."""
+import json
 import os
 import shutil
 from dataclasses import replace
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.utils.data import TensorDataset
@@ -16,11 +18,12 @@ from pipeline.competition import load
 from pipeline.core.device import Device
 from pipeline.recipe import Phase
 from pipeline.stages import train as training_stages
+from pipeline.stages.check import check
 from pipeline.stages.context import start
 from pipeline.stages.run import run_all
 from pipeline.training.epochs import epoch_loader
 
-from conftest import PLANT_CLASSES, shrink
+from conftest import PLANT_CLASSES, shrink, write_image
 
 
 def start_plant(data, **kw):
@@ -192,14 +195,22 @@ def test_settings_are_checked_before_anything_is_trained(workdir, plant_data, ca
 
 
 @pytest.mark.quick
-def test_a_corrupt_test_image_is_said_before_the_first_epoch(workdir, plant_data):
+def test_a_corrupt_test_image_is_said_before_the_first_epoch(workdir, plant_data, monkeypatch):
     (plant_data / "test" / "t0003.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off")
     said = []
-    r = start_plant(plant_data)
-    r.log = lambda *parts: said.append(" ".join(map(str, parts)))
-    with pytest.raises(PipelineError, match=r"1 of 7 images are not readable .*t0003.png"):
+
+    class Training(Exception):
+        pass
+
+    def fit(*args, **kw):
+        raise Training
+    monkeypatch.setattr(training_stages, "fit", fit)
+    r = start("plant-seedlings", data=str(plant_data), recipe=shrink(load("plant-seedlings").recipes["cpu"]),
+              log=lambda *parts: said.append(" ".join(map(str, parts))))
+    with pytest.raises(Training):
         run_all(r)
-    assert not any("epoch" in line for line in said)
+    notices = [i for i, line in enumerate(said) if "1 of 7 test images are not readable" in line and "t0003.png" in line]
+    assert len(notices) == 1 and notices[0] < min(i for i, line in enumerate(said) if "fold 0 of" in line)
 
 
 @pytest.mark.quick
@@ -310,3 +321,67 @@ def test_a_cut_off_checkpoint_is_a_fold_to_train_again_not_a_crash_in_predict(wo
     assert line.startswith(f" fold 0: {path} does not load (RuntimeError: ") and line.endswith("training this fold again")
     assert "[train] up to date, skipped" not in said and any("epoch 1/2" in line for line in said)
     torch.load(path, map_location="cpu", weights_only=False)  # whole again
+
+
+def test_a_test_image_that_cannot_be_read_is_predicted_from_the_class_prior_and_said_once(workdir, plant_data):
+    for i in range(3):  # Maize the likeliest class: the prior is not uniform
+        write_image(plant_data / "train" / "Maize" / f"extra{i}.png", seed=7 + 12 * i)
+    broken = plant_data / "test" / "t0003.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")  # the sample lists it: it cannot be deleted
+    recipe = shrink(load("plant-seedlings").recipes["cpu"])
+    recipe = replace(recipe, train_folds=(0, 1), phases=(recipe.phases[-1],), tta=2)
+    said = []
+    result = run_all(start("plant-seedlings", data=str(plant_data), recipe=recipe,
+                           log=lambda *parts: said.append(" ".join(map(str, parts)))))
+    listing = workdir / "data" / "cache" / "plant-seedlings"
+    [notice] = [line for line in said if "not readable" in line]
+    assert notice.startswith(f"plant-seedlings: 1 of 7 test images are not readable (corrupt, cut short or not "
+                             f"images): {broken}; their rows are predicted from the class prior (each class's share "
+                             f"of the training labels), and listed with the reason in {listing}")
+    record = result["unreadable_test"]
+    assert record["count"] == 1 and record["ids"] == ["t0003.png"] and record["listing"] in notice
+    run_dir = workdir / "data" / "runs" / "plant-seedlings" / "custom"
+    assert json.loads((run_dir / "scores.json").read_text())["unreadable_test"] == record
+    preds = pd.read_parquet(run_dir / "test_predictions.parquet")
+    prior = np.array([8 if c == "Maize" else 5 for c in PLANT_CLASSES]) / 63
+    np.testing.assert_allclose(preds.loc[preds["id"] == "t0003.png", PLANT_CLASSES].to_numpy(), [prior, prior],
+                               rtol=1e-6)  # both folds
+    assert not np.allclose(preds.loc[preds["id"] == "t0004.png", PLANT_CLASSES].to_numpy(), prior)
+    submission = pd.read_csv(workdir / "submissions" / "plant-seedlings" / "custom.csv")
+    assert submission.set_index("file").loc["t0003.png", "species"] == "Maize" and len(submission) == 7
+
+
+@pytest.mark.quick
+def test_unreadable_training_and_test_images_are_both_said_in_one_run(workdir, plant_data):
+    (plant_data / "train" / "Maize" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (plant_data / "test" / "t0005.png").write_bytes(b"")
+    said = []
+    r = start("plant-seedlings", data=str(plant_data), recipe=shrink(load("plant-seedlings").recipes["cpu"]),
+              log=lambda *parts: said.append(" ".join(map(str, parts))))
+    with pytest.raises(PipelineError, match=r"^1 of 61 images are not readable .*broken.png; all of them are listed"):
+        run_all(r)
+    assert [line for line in said if "1 of 7 test images are not readable" in line and "t0005.png" in line]
+
+
+@pytest.mark.quick
+def test_problems_with_the_training_data_and_the_test_data_are_one_error(workdir, plant_data):
+    (plant_data / "train" / "Dandelion").mkdir()
+    (plant_data / "test" / "t0000.png").unlink()
+    with pytest.raises(PipelineError) as e:
+        start_plant(plant_data)
+    assert str(e.value).startswith(f"{plant_data / 'train' / 'Dandelion'}: class folder 'Dandelion' is not one of")
+    assert f"; also, {plant_data / 'sample_submission.csv'}: its ids don't match the test folder" in str(e.value)
+    shutil.rmtree(plant_data / "test")  # no test folder at all: said with the training data's problem too
+    with pytest.raises(PipelineError, match=r"is not one of .*; also, .*test: folder of test images missing"):
+        start_plant(plant_data)
+
+
+@pytest.mark.quick
+def test_check_says_the_notice_on_unreadable_test_images(workdir, plant_data):
+    (plant_data / "test" / "t0002.png").write_bytes(b"not an image")
+    said = []
+    r = start("plant-seedlings", data=str(plant_data), recipe=shrink(load("plant-seedlings").recipes["cpu"]),
+              log=lambda *parts: said.append(" ".join(map(str, parts))))
+    check(r, images=8, steps=2, size=32)  # (whether 2 steps memorise 8 images is not the point)
+    [notice] = [line for line in said if "not readable" in line]
+    assert "1 of 7 test images are not readable" in notice and "t0002.png" in notice and "class prior" in notice

@@ -99,6 +99,50 @@ def test_every_unreadable_image_is_reported_at_once(tmp_path):
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["k.lock", "unreadable-k.txt"]  # no partial
 
 
+@pytest.mark.quick
+def test_test_images_that_cannot_be_read_are_placeholder_rows_listed_and_said_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "CHUNK", 4)
+    monkeypatch.chdir(tmp_path)
+    paths = some_images(tmp_path / "img", n=10)
+    for i in (2, 7):
+        paths[i].write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    said = []
+
+    def test_cache(folder, **kw):
+        return ImageCache(paths, folder, key="k", workers=1, on_unreadable=lambda *a: said.append(a), **kw)
+    listing = tmp_path / "cache" / "unreadable-k.txt"
+    for folder in (tmp_path / "cache", None):  # on disk, and in memory
+        said.clear()
+        cache = test_cache(folder)
+        got = np.asarray(cache[16])
+        cache.prepare([24])
+        assert [at for at, _, _ in cache.unreadable(16)] == [2, 7] == [at for at, _, _ in cache.unreadable(24)]
+        assert not got[[2, 7]].any() and got[[0, 1, 3, 9]].any(axis=(1, 2, 3)).all()  # zeros: no image
+        assert len(said) == 1 and [p for _, p, _ in said[0][0]] == [str(paths[2]), str(paths[7])]  # once, two sizes
+        assert said[0][1] == (folder or tmp_path) / "unreadable-k.txt"  # (in memory: the working folder)
+    assert [line.split("\t")[0] for line in listing.read_text().splitlines()] == [str(paths[2]), str(paths[7])]
+    # opened from disk by another run: the same placeholders, said again there, once
+    said.clear()
+    again = test_cache(tmp_path / "cache")
+    assert [at for at, _, _ in again.unreadable(16)] == [2, 7] and len(said) == 1
+    # a build killed half way (the second chunk holds image 7) resumes knowing image 2 was unreadable
+    real, calls = images.decode_chunk, []
+
+    def killed_on_the_third_chunk(chunk, *args):
+        calls.append(len(chunk))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(chunk, *args)
+    monkeypatch.setattr(images, "decode_chunk", killed_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        test_cache(tmp_path / "killed").prepare([16])
+    monkeypatch.setattr(images, "decode_chunk", real)
+    assert [at for at, _, _ in test_cache(tmp_path / "killed").unreadable(16)] == [2, 7]
+    # the same files as training images: refused, from the decoded file too
+    with pytest.raises(PipelineError, match=r"^2 of 10 images are not readable .*: .*002.png, .*007.png; all of them"):
+        ImageCache(paths, tmp_path / "cache", key="k", workers=1)[16]
+
+
 def jpeg_bytes(size: int = 96) -> bytes:
     """A real JPEG: a smooth colour image encoded by OpenCV."""
     noise = np.random.default_rng(0).integers(0, 256, (size, size, 3), np.uint8)

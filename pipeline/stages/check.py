@@ -108,6 +108,7 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
         y = rng.permutation(y)
     if r.comp.table:
         return _check_table(r, picked, y, steps, lr, frozen, out)
+    r.test_images.prepare([r.recipe.phases[-1].size])  # unreadable test images: the run's notice, said now
     r.train_images.prepare([size])
     imgs = r.train_images[size][picked]
     warning = nearly_constant(imgs, r.data_dir)

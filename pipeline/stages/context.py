@@ -29,7 +29,7 @@ from pipeline.tables.model import widths
 from pipeline.tables.source import TableSource
 from pipeline.vision.images import ImageCache
 from pipeline.vision.sizing import image_facts, minutes, native_size, sized
-from pipeline.vision.source import ImageSource
+from pipeline.vision.source import ImageSource, prior
 from pipeline.vision.transforms import SYMMETRIES
 
 
@@ -158,34 +158,40 @@ def _table(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, 
 
 
 def _images(comp: Competition, data_dir: Path, workdir: Workdir, recipe: Recipe, log: Callable) -> dict:
-    """The image tables (layouts.py) and their decoded-image caches (images.py)."""
+    """The image tables (layouts.py) and their decoded-image caches (images.py). What is wrong
+    with the training data and what is wrong with the test data (its folder, the sample) are
+    refused together, in one error: a user fixes both before running again, not one per run."""
     for line in getattr(comp.layout, "notices", lambda root: [])(data_dir):  # (a layout of one's own may not say)
         log(f"{comp.name}: {line}")
-    train = comp.layout.train(data_dir, comp.classes)
-    comp.require_two_kinds(train["label"], data_dir)
-    for line in comp.unseen_classes(train["label"], data_dir):
-        log(f"{comp.name}: {line}")
-    if comp.classes is None:
+    problems: list[str] = []
+    train = _found(problems, lambda: _train_table(comp, data_dir, log))
+    if train is not None and comp.classes is None:
         comp = comp.with_classes(train["label"])
         log(f"{comp.name}: {len(comp.classes)} classes from the training labels: "
             f"{', '.join(comp.classes[:8])}{', ...' if len(comp.classes) > 8 else ''}")
-    test = comp.layout.test(data_dir)
+    test = _found(problems, lambda: comp.layout.test(data_dir))
+    if test is not None:  # checked now, not after an hour of training: the sample must list exactly the test images
+        _found(problems, lambda: sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission,
+                                                 list(test["id"]), comp.classes))
+    if problems:
+        raise PipelineError("; also, ".join(problems))
     if recipe.auto:
         recipe = _sized(comp, recipe, list(train["path"]), len(test), log)
     # an unknown --arch, a weights file that doesn't fit: said now, before "fold 0 of 5"
     create_model(recipe.arch, len(comp.classes), recipe.weights)
-    # checked now, not after an hour of training: the sample must list exactly the test images
-    sub.read_sample(sub.sample_file(data_dir, comp.submission), comp.submission, list(test["id"]), comp.classes)
     cache = workdir.cache(comp.name)
     train_files, test_files = files_fingerprint(list(train["path"])), files_fingerprint(list(test["path"]))
+    targets = comp.targets(train["label"])
     source = ImageSource(
         ImageCache(list(train["path"]), cache, "decode train", train_files, resize=comp.resize,
                    preprocess=comp.preprocess, truncated=comp.truncated_images),
         ImageCache(list(test["path"]), cache, "decode test", test_files, resize=comp.resize,
-                   preprocess=comp.preprocess, truncated=comp.truncated_images), comp.symmetry)
+                   preprocess=comp.preprocess, truncated=comp.truncated_images,
+                   on_unreadable=_unreadable_test(comp, len(test), log)),
+        comp.symmetry, prior(comp.task, targets, comp.classes))
     made = [preprocess_tag(comp.preprocess)] if comp.preprocess else []  # (training and prediction see its images)
     made += ["truncated-kept"] if comp.truncated_images == "keep" else []  # (their grey rows too; back to refusing them)
-    return dict(comp=comp, recipe=recipe, train=train, targets=comp.targets(train["label"]), test=test,
+    return dict(comp=comp, recipe=recipe, train=train, targets=targets, test=test,
                 source=source, keys={"data": fingerprint(train_files, list(train["label"]), test_files, *made)})
 
 
@@ -203,6 +209,38 @@ def _sized(comp: Competition, recipe: Recipe, paths: list[Path], tests: int, log
     log(f"{comp.name}: recipe sized to {facts.train} training images (median shorter side {took}; {recipe.arch} "
         f"was trained at {native_size(recipe.arch)}px): phases {phases}{cost}")
     return recipe
+
+
+def _train_table(comp: Competition, data_dir: Path, log: Callable) -> pd.DataFrame:
+    """The training table (layouts.py), refused if its labels are all alike."""
+    train = comp.layout.train(data_dir, comp.classes)
+    comp.require_two_kinds(train["label"], data_dir)
+    for line in comp.unseen_classes(train["label"], data_dir):
+        log(f"{comp.name}: {line}")
+    return train
+
+
+def _found(problems: list[str], find: Callable):
+    """What `find()` returns, or None with its error added to `problems`."""
+    try:
+        return find()
+    except PipelineError as e:
+        problems.append(str(e))
+        return None
+
+
+def _unreadable_test(comp: Competition, images: int, log: Callable) -> Callable:
+    """The one notice on test images that cannot be read (images.py keeps a placeholder row for
+    each): the submission needs their rows, so they are predicted from the training labels."""
+    how = ("each tag's base rate in the training labels, thresholded as any row" if comp.multilabel else
+           "the class prior (each class's share of the training labels)")
+
+    def say(bad: list, listing: Path) -> None:
+        first = ", ".join(p for _, p, _ in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        log(f"{comp.name}: {len(bad)} of {images} test images are not readable (corrupt, cut short or not images): "
+            f"{first}; their rows are predicted from {how}, and listed with the reason in {listing}: "
+            f"replace them and run again to predict them from their pixels")
+    return say
 
 
 def find_or_fetch(comp: Competition, data_arg: str | None, workdir: Workdir, log: Callable = say) -> Path:

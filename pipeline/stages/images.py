@@ -1,6 +1,7 @@
-"""The images stage of `pipeline run`, before the folds: the training images decoded at every size
-the recipe trains at and at duplicates.SIZE (the run's one decoding), and looked at before
-anything trains on them.
+"""The images stage of `pipeline run`, before the folds: the test images decoded at the size they
+are predicted at and the training images at every size the recipe trains at and at
+duplicates.SIZE (the run's one decoding), and looked at before anything trains on them: test
+images that cannot be read are a notice, training images an error, both said in the same run.
 Images nearly constant once decoded are a warning (vision/spread.py); near duplicates
 (vision/duplicates.py) are listed in duplicates.csv, and the folds stage keeps each group in one
 fold, naming them in a line."""
@@ -24,6 +25,9 @@ def images_stage(r: Run) -> np.ndarray | None:
     out = r.run_dir / "duplicates.csv"
 
     def look():
+        # the test images first, at the size they are predicted at: unreadable ones are a notice
+        # (their rows predicted from the labels) said before any error on the training images
+        r.test_images.prepare([r.recipe.phases[-1].size])
         # (every rank: each opens, or one builds, the cache; the compared size in the same decoding)
         r.train_images.prepare(sorted({*sizes, duplicates.SIZE}))
         if not r.ranks.main:

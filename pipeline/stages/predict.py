@@ -202,4 +202,19 @@ def scores_stage(r: Run) -> dict:
     }
     if tuned is not None:
         result["thresholds"] = read_json(r.run_dir / "thresholds.json", {})
+    unreadable = unreadable_test(r)
+    if unreadable:
+        result["unreadable_test"] = unreadable
     return result
+
+
+def unreadable_test(r: Run, shown: int = 10) -> dict | None:
+    """The test images that could not be read, whose rows every fold, view and snapshot predicted
+    from the training labels (vision/source.py): how many, the first `shown` ids, the listing file."""
+    if r.comp.table:
+        return None
+    bad = r.test_images.unreadable(r.recipe.phases[-1].size)
+    if not bad:
+        return None
+    ids = r.test["id"].to_numpy()[[at for at, _, _ in bad[:shown]]]
+    return {"count": len(bad), "ids": [str(i) for i in ids], "listing": str(r.test_images.listing("unreadable"))}

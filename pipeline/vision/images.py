@@ -9,9 +9,11 @@ way resumes there. A finished file is trusted only if its shape and size are rig
 one is rebuilt. Without a cache folder (tests, small data) the arrays live in memory.
 
 Every unreadable image is reported at once, in one error naming how many, the first few, and
-the file listing all of them with why. A JPEG cut short (a broken download or copy) counts as
-unreadable, since libjpeg would fill its missing rows with grey and train on them; a competition
-may keep such images instead (`truncated_images = "keep"`: a notice names them). What the C
+the file listing all of them with why; or, for test images (whose rows a submission needs), each
+kept as a placeholder row of zeros, listed (`unreadable`) so that nothing reads it as an image,
+and said once with the listing file (`on_unreadable`). A JPEG cut short (a broken download or
+copy) counts as unreadable, since libjpeg would fill its missing rows with grey and train on
+them; a competition may keep such images instead (`truncated_images = "keep"`: a notice names them). What the C
 decoders print on the way never reaches the terminal (`decode.py`). Grayscale, 16-bit, CMYK and
 alpha images decode to 8-bit RGB (alpha dropped, as PIL's convert("RGB") does), and EXIF-rotated
 JPEGs upright.
@@ -39,6 +41,8 @@ from pipeline.vision.decode import TRUNCATED, load_rgb
 cv2.setNumThreads(1)  # resizing small images: threads only contend with torch's
 
 CHUNK = 256  # images decoded per task: what RAM holds at once per worker, and the resume step
+
+Unreadable = tuple[int, str, str]  # an image that could not be read: (position, path, why)
 
 
 # How an image of any shape becomes the square a model takes, named by a competition (`resize`):
@@ -74,10 +78,10 @@ def _scaled(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def decode_chunk(paths: list[Path], sizes: list[int], policy: str = "squash", preprocess: Callable | None = None,
-                 truncated: str = "refuse") -> tuple[dict[int, np.ndarray], list[tuple[int, str, str]], list[str]]:
+                 truncated: str = "refuse") -> tuple[dict[int, np.ndarray], list[Unreadable], list[str]]:
     """Each image of `paths`, `preprocess`ed at its own size, at every size (zeros where
-    unreadable), the (position, path, reason) of those that could not be read, and the paths of
-    truncated JPEGs kept (`truncated` "keep"). Runs in a worker process."""
+    unreadable), the (position in `paths`, path, reason) of those that could not be read, and the
+    paths of truncated JPEGs kept (`truncated` "keep"). Runs in a worker process."""
     out = {s: np.zeros((len(paths), s, s, 3), np.uint8) for s in sizes}
     bad, kept = [], []
     for i, p in enumerate(paths):
@@ -98,11 +102,15 @@ class ImageCache:
     """Resized copies of one list of images: `cache[size]` is a uint8 array [N, size, size, 3],
     each image `preprocess`ed (preprocess.py) and made square by `resize` (RESIZE): in memory, or
     with a cache folder, `Rows` read from disk as indexed. JPEGs cut short are refused as
-    unreadable, or kept as decoded with a notice (`truncated` "keep")."""
+    unreadable, or kept as decoded with a notice (`truncated` "keep").
+    An unreadable image is an error (all of them in one), or, given `on_unreadable` (test images,
+    which a submission cannot leave out), a placeholder row of zeros: `unreadable(size)` lists
+    them, and `on_unreadable(them, listing file)` hears of them once, when a size is built or opened."""
 
     def __init__(self, paths: list[Path], cache_dir: Path | None = None, progress: str = "decode",
                  key: str | None = None, workers: int | None = None, resize: str = "squash",
-                 preprocess: Callable | None = None, truncated: str = "refuse"):
+                 preprocess: Callable | None = None, truncated: str = "refuse",
+                 on_unreadable: Callable[[list[Unreadable], Path], None] | None = None):
         if resize not in RESIZE:
             raise PipelineError(f"resize {resize!r}; use one of {', '.join(RESIZE)}")
         if truncated not in TRUNCATED:
@@ -115,6 +123,9 @@ class ImageCache:
         self._key = key or (files_fingerprint(self.paths) if cache_dir else None)
         self.workers = (workers or min(8, os.cpu_count() or 1)) if importable(preprocess) else 1
         self._arrays: dict[int, np.ndarray] = {}
+        self.on_unreadable = on_unreadable
+        self._placeholders: dict[int, list[Unreadable]] = {}  # per size: the rows that hold no image
+        self._said = False
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -123,6 +134,12 @@ class ImageCache:
         if size not in self._arrays:
             self.prepare([size])
         return self._arrays[size]
+
+    def unreadable(self, size: int) -> list[Unreadable]:
+        """The images that could not be read, whose rows at `size` are placeholders (zeros), not
+        images: none unless the cache keeps them (`on_unreadable`)."""
+        self.prepare([size])
+        return self._placeholders.get(size, [])
 
     def _file(self, size: int, suffix: str = ".npy") -> Path:
         policy = "" if self.resize == "squash" else f"-{self.resize}"  # (squash: the names caches always had)
@@ -138,8 +155,9 @@ class ImageCache:
             return
         if self.cache_dir is None:
             arrays = {s: np.empty((len(self), s, s, 3), np.uint8) for s in missing}
-            self._build({s: arrays[s].__setitem__ for s in missing}, 0)
+            bad = self._build({s: arrays[s].__setitem__ for s in missing}, 0)
             self._arrays.update(arrays)
+            self._kept_placeholders(missing, bad)
             return
         # one builder at a time (the ranks of a run, two runs on one cache); the others wait, then open
         with locked(self.cache_dir / f"{self._key}.lock"):
@@ -148,9 +166,9 @@ class ImageCache:
                 self._build_files(missing)
 
     def _build_files(self, missing: list[int]) -> None:
-        files, start = self._partial(missing)
+        files, start, earlier = self._partial(missing)
         try:
-            self._build({s: f.write for s, f in files.items()}, start)
+            bad = self._build({s: f.write for s, f in files.items()}, start, earlier)
         except PipelineError:  # unreadable images: fixing them changes the key, so nothing here is reused
             for s in missing:
                 self._file(s, ".partial.npy").unlink(missing_ok=True)
@@ -160,6 +178,11 @@ class ImageCache:
             for f in files.values():
                 f.close()
         for s in missing:
+            # the placeholders' record before the file it describes: a finished file is never without it
+            if bad:
+                write_json(self._file(s, ".unreadable.json"), bad)
+            else:
+                self._file(s, ".unreadable.json").unlink(missing_ok=True)
             os.replace(self._file(s, ".partial.npy"), self._file(s))
             self._file(s, ".partial.json").unlink(missing_ok=True)
             self._open(s)
@@ -176,15 +199,28 @@ class ImageCache:
             print(f"{self._file(size)}: cut off or not this data's; decoding the images again", file=sys.stderr)
             self._file(size).unlink()
             return False
+        bad = [tuple(b) for b in read_json(self._file(size, ".unreadable.json"), [])]
+        if bad and self.on_unreadable is None:  # (built for test images, opened as training images)
+            raise PipelineError(self._unreadable([(p, why) for _, p, why in bad]))
         self._arrays[size] = Rows(self._file(size), arr.shape, arr.offset)
+        self._kept_placeholders([size], bad)
         return True
 
-    def _partial(self, sizes: list[int]) -> tuple[dict[int, "_RowWriter"], int]:
-        """Writers into the partial files of an interrupted build and how many images all of them
-        hold; or into new files. Written with plain writes, not a writable mapping, so a build's
-        memory is its chunks in flight, not the pages it wrote."""
+    def _kept_placeholders(self, sizes: list[int], bad: list[Unreadable]) -> None:
+        """Remember which rows at `sizes` hold no image, and say so the first time there are any."""
+        for s in sizes:
+            self._placeholders[s] = bad
+        if bad and not self._said:
+            self._said = True
+            self.on_unreadable(bad, self._listing("unreadable", [f"{p}\t{why}" for _, p, why in bad]))
+
+    def _partial(self, sizes: list[int]) -> tuple[dict[int, "_RowWriter"], int, list[Unreadable]]:
+        """Writers into the partial files of an interrupted build, how many images all of them
+        hold and the unreadable ones among those (kept as placeholders); or into new files.
+        Written with plain writes, not a writable mapping, so a build's memory is its chunks in
+        flight, not the pages it wrote."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        files, done = {}, []
+        files, done, bad = {}, [], []
         for s in sizes:
             f, shape = self._file(s, ".partial.npy"), (len(self), s, s, 3)
             record = read_json(self._file(s, ".partial.json"), {}) or {}
@@ -198,8 +234,10 @@ class ImageCache:
                 np.lib.format.open_memmap(f, mode="w+", dtype=np.uint8, shape=shape).flush()
             files[s] = _RowWriter(f, s)
             done.append(record.get("done", 0))
-        self._room(sizes, min(done))
-        return files, min(done)
+            bad.append(record.get("unreadable", []))
+        start = min(done)
+        self._room(sizes, start)
+        return files, start, [tuple(b) for b in bad[0] if b[0] < start]
 
     def _room(self, sizes: list[int], start: int) -> None:
         """Refuse a build the disk can't hold, before decoding for an hour: the files are sparse
@@ -211,30 +249,33 @@ class ImageCache:
                                 f"more at {', '.join(f'{s}px' for s in sizes)}, and {self.cache_dir} has "
                                 f"{free / 2**20:,.0f} MiB free; free some space and run again")
 
-    def _build(self, put: dict, start: int) -> None:
+    def _build(self, put: dict, start: int, earlier: list[Unreadable] = ()) -> list[Unreadable]:
         """Decode images start.. and `put[size](slice, block)` them, chunk by chunk in worker
-        processes; on disk, after each chunk, how far the files go is recorded. All unreadable
-        images are reported at the end, in one error; truncated JPEGs kept, in one notice."""
+        processes; on disk, after each chunk, how far the files go is recorded (and, when kept as
+        placeholders, the unreadable images so far). All unreadable images are reported at the
+        end, in one error, or returned (with those `earlier` than start) when the cache keeps them;
+        truncated JPEGs kept, in one notice."""
         sizes, n = sorted(put), len(self)
         chunks = [(i, self.paths[i:i + CHUNK]) for i in range(start, n, CHUNK)]
-        bad: list[tuple[str, str]] = []
+        bad: list[Unreadable] = list(earlier)
         kept: list[str] = []
         bar = progress_bar(total=n, initial=start, desc=f"{self.progress} {sizes}px", unit="images")
         for i, (out, failed, kept_here) in self._decoded(chunks, sizes):
             k = len(out[sizes[0]])
             for s in sizes:
                 put[s](slice(i, i + k), out[s])
-            bad += [(p, why) for _, p, why in failed]
+            bad += [(i + at, p, why) for at, p, why in failed]
             kept += kept_here
-            if self.cache_dir is not None and not bad:
+            if self.cache_dir is not None and (self.on_unreadable or not bad):
                 for s in sizes:
-                    write_json(self._file(s, ".partial.json"), {"done": i + k})
+                    write_json(self._file(s, ".partial.json"), {"done": i + k, "unreadable": bad})
             bar.update(k)
         bar.close()
-        if bad:
-            raise PipelineError(self._unreadable(bad))
+        if bad and self.on_unreadable is None:
+            raise PipelineError(self._unreadable([(p, why) for _, p, why in bad]))
         if kept:
             print(self._kept(kept), file=sys.stderr)
+        return bad
 
     def _decoded(self, chunks: list[tuple[int, list[Path]]], sizes: list[int]):
         """(first position, decode_chunk's result) per chunk, in order; at most two chunks a worker
@@ -282,8 +323,12 @@ class ImageCache:
         return (f"kept {len(kept)} of {len(self)} images that are JPEGs cut short, the missing part grey "
                 f"(truncated_images = \"keep\"): {first}; all of them are listed in {where}")
 
+    def listing(self, what: str) -> Path:
+        """The file listing the images that are `what` ("unreadable", "truncated")."""
+        return (self.cache_dir or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
+
     def _listing(self, what: str, lines: list[str]) -> Path:
-        where = (self.cache_dir or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
+        where = self.listing(what)
         with atomic_path(where) as tmp:
             tmp.write_text("\n".join(lines) + "\n")
         return where
