@@ -83,7 +83,8 @@ class Recipe:
     # "stratified": K folds by class (or target bins); "time": K blocks of the test period's length,
     # the last ending where the training data ends, each trained on the rows before it only (tables)
     split: str = affects("folds", default="stratified")
-    train_folds: tuple[int, ...] | None = affects(default=None)  # None: every fold; a subset trades CV for time
+    # None: every fold; a subset trades CV for time; AUTO: as many as the budget allows (vision/sizing.py)
+    train_folds: tuple[int, ...] | str | None = affects(default=None)
     tta: int = affects("predict", default=2)  # test-time views averaged, one of TTA_VIEWS
     checkpoint: str = affects("predict", default="last")  # which weights predict: "last" epoch or "best" validation score
     snapshots: int | tuple[str, ...] = affects("predict", default=0)  # predict with the last N cycle-end snapshots, or these by name
@@ -107,8 +108,9 @@ class Recipe:
 
     @property
     def auto(self) -> bool:
-        """Some phase's size or epochs are left to the data (sized when the run has read it)."""
-        return any(p.auto for p in self.phases)
+        """Some phase's size or epochs, or the folds trained, are left to the data (sized when the
+        run has read it)."""
+        return self.train_folds == AUTO or any(p.auto for p in self.phases)
 
     @property
     def averages_weights(self) -> bool:
@@ -339,7 +341,7 @@ def validate(recipe: Recipe, group_names: list[str], where: str, max_views: int 
                             f"a crop keeps, in (0, 1]; 0 for no random crops")
     if recipe.folds < 2:
         raise PipelineError(f"{where}: folds={recipe.folds}; cross-validation needs at least 2")
-    problem = fold_problem(recipe.fold_list(), recipe.folds)
+    problem = fold_problem(recipe.fold_list(), recipe.folds) if recipe.train_folds != AUTO else None
     if problem:
         raise PipelineError(f"{where}: train_folds {problem}")
     if recipe.boosted:
@@ -418,7 +420,8 @@ def _validate_trees(recipe: Recipe, where: str, images: bool) -> None:
 def starter(size: int | str = AUTO, cpu_size: int | str = AUTO, symmetry: str = "hflip", random_crop: float = 0.0,
             minutes: float = 10) -> dict[str, Recipe]:
     """Recipes a competition starts from until it has tuned its own: plant-seedlings' recipes,
-    generalised. cpu: one fold; the head on cached activations, then all but the early layers
+    generalised. cpu: one fold (as many as `minutes` allow, when sized); the head on cached
+    activations, then all but the early layers
     (their backward pass is the costly part) at `cpu_size`. gpu: every fold; the head, then the
     whole network with differential rates (at 3/4 of `size`, then at `size`: progressive resizing,
     when `size` is given). TTA: every view `symmetry` allows on a GPU, two at most on a CPU.
@@ -427,7 +430,7 @@ def starter(size: int | str = AUTO, cpu_size: int | str = AUTO, symmetry: str = 
     from pipeline.vision.transforms import SYMMETRIES
     views = SYMMETRIES[symmetry]
     head, tune = (AUTO, AUTO) if cpu_size == AUTO else (2, 2)
-    cpu = Recipe(train_folds=(0,), tta=min(2, views), random_crop=random_crop,
+    cpu = Recipe(train_folds=AUTO if cpu_size == AUTO else (0,), tta=min(2, views), random_crop=random_crop,
                  budget=minutes if cpu_size == AUTO else None, phases=(
                      Phase(size=cpu_size, epochs=head, lr=1e-2, frozen=("early", "late"), precompute=True),
                      Phase(size=cpu_size, epochs=tune, lr=differential(2e-3), frozen=("early",)),

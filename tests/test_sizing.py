@@ -52,6 +52,9 @@ def test_fewer_images_train_more_epochs_and_the_budget_holds():
     assert roomy.phases[1].size == 224 and roomy.phases[1].epochs >= many.phases[1].epochs
     # no timing goes in: the same images size the same recipe, on any machine
     assert sized(cpu, ImageFacts(250, 150, 375, 2)) == few
+    # the folds the budget still has room for: most for a few hundred images, one for thousands
+    assert len(few.fold_list()) >= 3 and many.train_folds == (0,)
+    assert minutes(replace(few, train_folds=(0,)), ImageFacts(250, 150, 375, 2)) < minutes(few, ImageFacts(250, 150, 375, 2))
 
 
 def test_the_gpu_starter_has_no_budget_and_an_explicit_size_is_kept():
@@ -76,4 +79,4 @@ def test_a_run_says_the_sized_recipe_and_its_minutes_and_keeps_what_the_command_
     assert AUTO not in (head.size, head.epochs)
     line = next(s for s in said if "recipe sized to 12 training images" in s)
     assert "median shorter side 90px" in line and "1) 20 epochs of the head at 96px" in line
-    assert "minutes on a 2-core CPU (budget 10)" in line
+    assert "every fold of 5; about" in line and "minutes on a 2-core CPU (budget 10)" in line

@@ -206,8 +206,11 @@ def _sized(comp: Competition, recipe: Recipe, paths: list[Path], tests: int, log
     took = f"{facts.side}px" if facts.side else "unknown (no header could be read)"
     cost = (f"; about {minutes(recipe, facts):.0f} minutes on a 2-core CPU (budget {recipe.budget:g})"
             if recipe.budget is not None else "")
+    trained = recipe.fold_list()
+    folds = ("every fold" if len(trained) == recipe.folds else f"fold {trained[0]}" if len(trained) == 1
+             else f"folds {trained[0]}-{trained[-1]}") + f" of {recipe.folds}"
     log(f"{comp.name}: recipe sized to {facts.train} training images (median shorter side {took}; {recipe.arch} "
-        f"was trained at {native_size(recipe.arch)}px): phases {phases}{cost}")
+        f"was trained at {native_size(recipe.arch)}px): phases {phases}; {folds}{cost}")
     return recipe
 
 

@@ -10,6 +10,8 @@ from the images once the run has listed them, before anything is decoded or trai
 - a fine-tuning phase's epochs: about TUNE_STEPS steps (few images: more epochs), within
   TUNE_EPOCHS; then, with a budget, the largest size and most epochs (in that order of
   preference, down to 128 px and 3 epochs before either gives more) whose estimate fits it.
+- the folds trained (AUTO): as many as then still fit the budget, from one to all: small data
+  gets a CV score over all of it and an ensemble of every fold's model for the test.
 
 The estimate is a cost model of the whole run (decode, activations, training, validation, TTA
 predictions) with per-pixel seconds measured for efficientnet_lite0 on a 2-core CPU
@@ -76,21 +78,31 @@ def own_size(facts: ImageFacts, arch: str) -> int:
 
 
 def sized(recipe: Recipe, facts: ImageFacts) -> Recipe:
-    """`recipe` with every AUTO size and epochs filled in from `facts` (and its budget)."""
+    """`recipe` with every AUTO size, epochs and folds filled in from `facts` (and its budget)."""
     if not recipe.auto:
         return recipe
     biggest, most = own_size(facts, recipe.arch), _tune_epochs(recipe, facts)
+    folds = recipe.train_folds
     if recipe.budget is None:
-        return _fill(recipe, facts, biggest, most)
+        return replace(_fill(recipe, facts, biggest, most), train_folds=None if folds == AUTO else folds)
+    one = replace(recipe, train_folds=(0,)) if folds == AUTO else recipe
     fewest = min(most, TUNE_EPOCHS[0])
     options = [(size, epochs) for size in range(biggest, min(biggest, SMALLEST) - 1, -32)
                for epochs in range(most, fewest - 1, -1)]  # the largest size first, then the most epochs
     options += [(options[-1][0], epochs) for epochs in range(fewest - 1, 0, -1)]
     for size, epochs in options:
-        fitted = _fill(recipe, facts, size, epochs)
+        fitted = _fill(one, facts, size, epochs)
         if minutes(fitted, facts) <= recipe.budget:
             break
-    return fitted  # (the last: the smallest there is, whose estimate the log shows over the budget)
+    if folds != AUTO:
+        return fitted  # (the last: the smallest there is, whose estimate the log shows over the budget)
+    # then more folds while they fit: a CV score over more of the data, more models for the test
+    for k in range(2, recipe.folds + 1):
+        more = replace(fitted, train_folds=None if k == recipe.folds else tuple(range(k)))
+        if minutes(more, facts) > recipe.budget:
+            break
+        fitted = more
+    return fitted
 
 
 def _tune_epochs(recipe: Recipe, facts: ImageFacts) -> int:
