@@ -33,10 +33,11 @@ TUNE_STEPS, TUNE_EPOCHS = 150, (3, 12)
 SMALLEST = 128  # the budget shrinks the size no further than this before it takes epochs away
 SAMPLE = 200    # image headers read for the typical size
 
-# seconds per pixel of one image on a 2-core CPU, efficientnet_lite0, batch 32 (benchmarks/RESULTS.md)
-FORWARD = 1 / (170 * 128 ** 2)      # inference (activations, validation, each TTA view)
-TRAIN_LATE = 1 / (60 * 128 ** 2)    # a training step with the early layers frozen
-TRAIN_ALL = 1 / (42 * 128 ** 2)     # a training step of the whole network
+# seconds per pixel of one image on a 2-core CPU, efficientnet_lite0, batch 32: benchmarks/sizing_costs.py
+# (RESULTS.md, issue 31); the cost goes with the pixels within 15% from 128 to 224 px
+FORWARD = 1 / (595 * 128 ** 2)      # inference (activations, validation, each TTA view)
+TRAIN_LATE = 1 / (250 * 128 ** 2)   # a training step with the early layers frozen
+TRAIN_ALL = 1 / (150 * 128 ** 2)    # a training step of the whole network
 DECODE = 1 / 250                    # per image and size, reading and resizing (cached after)
 OVERHEAD = 20                       # model creation, checkpoints, diagnostics
 
