@@ -38,17 +38,17 @@ def test_the_size_is_the_images_own_rounded_to_32_up_to_the_models_native_one(tm
 def test_fewer_images_train_more_epochs_and_the_budget_holds():
     cpu = starter(random_crop=0.75)["cpu"]
     few = sized(cpu, ImageFacts(train=250, test=150, side=375, classes=2))
-    many = sized(cpu, ImageFacts(train=4000, test=1000, side=375, classes=2))
+    many = sized(cpu, ImageFacts(train=20000, test=5000, side=375, classes=2))
     for recipe in (few, many):
         assert not recipe.auto
         validate(recipe, GROUP_NAMES, "sized")
     assert few.phases[0].size == 224 and few.phases[0].epochs > many.phases[0].epochs
     assert few.phases[1].epochs > many.phases[1].epochs >= 1
     assert minutes(few, ImageFacts(250, 150, 375, 2)) <= cpu.budget
-    assert minutes(many, ImageFacts(4000, 1000, 375, 2)) <= cpu.budget
-    # the budget is what takes 4,000 images below the images' size; with time enough they get it
+    assert minutes(many, ImageFacts(20000, 5000, 375, 2)) <= cpu.budget
+    # the budget is what takes 20,000 images below the images' size; with time enough they get it
     assert many.phases[1].size < 224
-    roomy = sized(replace(cpu, budget=600), ImageFacts(4000, 1000, 375, 2))
+    roomy = sized(replace(cpu, budget=600), ImageFacts(20000, 5000, 375, 2))
     assert roomy.phases[1].size == 224 and roomy.phases[1].epochs >= many.phases[1].epochs
     # no timing goes in: the same images size the same recipe, on any machine
     assert sized(cpu, ImageFacts(250, 150, 375, 2)) == few
@@ -58,7 +58,7 @@ def test_fewer_images_train_more_epochs_and_the_budget_holds():
 
 
 def test_the_gpu_starter_has_no_budget_and_an_explicit_size_is_kept():
-    gpu = sized(starter()["gpu"], ImageFacts(train=4000, test=1000, side=375, classes=2))
+    gpu = sized(starter()["gpu"], ImageFacts(train=20000, test=5000, side=375, classes=2))
     assert [p.size for p in gpu.phases] == [224, 224] and gpu.phases[1].epochs >= 3
     fixed = starter(size=256, cpu_size=128)
     assert not any(r.auto for r in fixed.values()) and fixed["cpu"].phases[1] .epochs == 2
