@@ -114,10 +114,20 @@ class ImageCache:
         # names the disk copies: a changed, added or removed file gives new ones
         self._key = key or (files_fingerprint(self.paths) if cache_dir else None)
         self.workers = (workers or min(8, os.cpu_count() or 1)) if importable(preprocess) else 1
+        self.listings = cache_dir  # where the lists of unreadable and kept images go (None: the current folder)
         self._arrays: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, positions, progress: str = "decode") -> "ImageCache":
+        """The images at `positions`, decoded in memory as the same cache would (resize, preprocess,
+        truncated JPEGs) without decoding the rest or writing cache files: a look at a few of them.
+        Unreadable ones among them are listed where this cache lists its own."""
+        part = ImageCache([self.paths[i] for i in positions], None, progress, resize=self.resize,
+                          preprocess=self.preprocess, truncated=self.truncated)
+        part.listings = self.listings
+        return part
 
     def __getitem__(self, size: int) -> np.ndarray:
         if size not in self._arrays:
@@ -283,7 +293,7 @@ class ImageCache:
                 f"(truncated_images = \"keep\"): {first}; all of them are listed in {where}")
 
     def _listing(self, what: str, lines: list[str]) -> Path:
-        where = (self.cache_dir or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
+        where = (self.listings or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
         with atomic_path(where) as tmp:
             tmp.write_text("\n".join(lines) + "\n")
         return where
