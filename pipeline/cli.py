@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             download(comp, Workdir.default().data(comp.name), force=args.force)
         elif args.command in ("run", "lr-find", "check"):
             from pipeline.stages.context import start
-            from pipeline.stages.run import format_scores, run_all
+            from pipeline.stages.run import format_scores, run_all, start_run
             from pipeline.stages.train import lr_find
             if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise PipelineError(f"`pipeline {args.command}` runs as one process; start it without torchrun")
@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 from pipeline.tuning.tune import trial_settings
                 recipe, trial_run = trial_settings(load(args.competition), args.trial, args.storage, Workdir.default())
                 name = name or trial_run
-            r = start(args.competition, data=args.data, run=name, recipe=recipe, device=args.device,
+            begin = start_run if args.command == "run" else start  # (a run refused there is recorded too)
+            r = begin(args.competition, data=args.data, run=name, recipe=recipe, device=args.device,
                       compile=args.compile, assignments=args.assignments, **parallel,
                       **{s.name: getattr(args, s.name) for s in SETTINGS})
             if args.command == "run":

@@ -32,6 +32,17 @@ def test_a_healthy_setup_memorises_the_images(workdir, plant_data):
 
 
 @pytest.mark.quick
+def test_check_decodes_only_the_images_it_looks_at_and_says_so(workdir, plant_data):
+    # an unreadable image among those check does not look at: the run's to find, as the report says
+    (plant_data / "train" / "Maize" / "zz-broken.png").write_bytes(b"not an image")
+    passed, report = check(plant_run(plant_data), images=12, steps=1, size=32)
+    assert report.splitlines()[-1] == ("looked at 12 of 61 training images and no test image; `pipeline run` "
+                                       "decodes every one, names the unreadable and the near duplicates, and "
+                                       "predicts test images that cannot be read from the class prior"), report
+    assert not list((workdir / "data").rglob("*.npy"))  # no cache of the whole training set was built
+
+
+@pytest.mark.quick
 def test_shuffled_labels_with_a_frozen_network_fail_and_say_why(workdir, plant_data):
     # only the head can learn, and at a rate far too low: the loss barely moves
     passed, report = check(plant_run(plant_data), images=48, steps=30, size=32, lr=1e-5,

@@ -40,6 +40,47 @@ def test_top_losses_are_the_lowest_probabilities_of_the_true_class(tmp_path):
     assert (tmp_path / "top.png").read_bytes()[:8] == PNG
 
 
+def drawn_titles_and_images(monkeypatch, draw) -> list:
+    """The window extents of every title and every image of the figures `draw()` saves, as
+    matplotlib's renderer lays them out in the PNG."""
+    from pipeline.core import plots
+    boxes, save = [], plots.save_png
+
+    def measured(fig, path):
+        fig.canvas.draw()  # at the dpi save_png writes (100), laid out as in the file
+        renderer, axes = fig.canvas.get_renderer(), [ax for ax in fig.axes if ax.images]
+        boxes.append((fig.bbox, [ax.title.get_window_extent(renderer) for ax in axes],
+                      [ax.get_window_extent(renderer) for ax in axes]))
+        save(fig, path)
+    monkeypatch.setattr(plots, "save_png", measured)
+    draw()
+    return boxes
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_top_loss_titles_fit_clear_of_the_images_and_of_each_other(tmp_path, monkeypatch, multilabel):
+    from pipeline.training.tasks import MultiLabel
+    rng, n = np.random.default_rng(0), 20
+    images = rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8)
+    ids = np.array([f"{rng.integers(1e9):09x}_{i}.png" for i in range(n)])
+    if multilabel:  # many long tags: the longest titles
+        classes = [f"tag_{w}" for w in ("agriculture", "artisinal_mine", "bare_ground", "blooming", "cloudy",
+                                        "conventional_mine", "cultivation", "habitation")]
+        labels = (rng.random((n, len(classes))) < 0.5).astype(np.float32)
+        probs, task, thresholds = rng.random((n, len(classes))), MultiLabel(), np.full(len(classes), 0.5)
+    else:
+        classes = ["Black-grass", "Common Chickweed", "Small-flowered Cranesbill", "Loose Silky-bent"]
+        labels, task, thresholds = rng.integers(0, len(classes), n), CLASSIFICATION, None
+        probs = rng.dirichlet(np.ones(len(classes)), n)
+    [(page, titles, pictures)] = drawn_titles_and_images(monkeypatch, lambda: top_losses(
+        images, np.arange(n), labels, probs, ids, classes, tmp_path / "top.png", task, thresholds))
+    assert len(titles) == 16
+    for i, title in enumerate(titles):
+        assert page.x0 <= title.x0 and title.x1 <= page.x1 and page.y0 <= title.y0 and title.y1 <= page.y1
+        assert not any(title.overlaps(p) for p in pictures), f"title {i} runs into an image"
+        assert not any(title.overlaps(t) for t in titles[:i]), f"title {i} runs into another"
+
+
 def test_training_curves_from_a_folds_logs(tmp_path):
     fold = tmp_path / "run" / "fold0"
     fold.mkdir(parents=True)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.cli import main
@@ -219,3 +220,53 @@ def test_a_competition_name_with_path_parts_is_refused_and_nothing_written(workd
         assert err.startswith(f"pipeline: error: competition name {name!r}: use letters, digits and - _ .")
         assert err.count("\n") == 1, command
     assert everything_outside(workdir) == before and not any(workdir.iterdir())
+
+
+def refused_rows(workdir: Path, competition: str = "plant-seedlings"):
+    return read_runs(Workdir(workdir), competition).to_dict("records")
+
+
+@pytest.mark.quick
+def test_a_run_whose_settings_are_refused_leaves_a_failed_row_the_report_shows(workdir, plant_data, capsys):
+    assert main(["run", "plant-seedlings", "--data", str(plant_data), "--set", "phase9.lr=1", "--seed", "3"]) == 2
+    said = capsys.readouterr().err.removeprefix("pipeline: error: ").splitlines()[0]
+    [row] = refused_rows(workdir)
+    assert row["status"] == f"failed: {said}" and "phase9" in said
+    assert (row["competition"], row["run"]) == ("plant-seedlings", "cpu") and pd.isna(row["fold"])
+    settings = json.loads(row["settings"])
+    assert settings["recipe_name"] == "cpu" and settings["given"] == {"seed": 3, "set": ["phase9.lr=1"]}
+    assert main(["report", "plant-seedlings"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if " cpu " in l)
+    assert "failed: " in line and "(folder deleted)" not in line
+    assert main(["report", "plant-seedlings", "--html", str(workdir / "report.html")]) == 0
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("problem", ["no data folder", "sample disagrees", "unreadable image"])
+def test_a_run_whose_data_is_refused_leaves_a_failed_row_with_its_settings(workdir, plant_data, capsys, problem):
+    data = plant_data
+    if problem == "no data folder":
+        data = plant_data.parent / "nowhere"
+    elif problem == "sample disagrees":
+        (plant_data / "test" / "t0001.png").unlink()
+    else:
+        (plant_data / "train" / "Maize" / "broken.png").write_bytes(b"not an image")
+    assert main(["run", "plant-seedlings", "--data", str(data), "--run", "tiny", "--arch", "test_efficientnet",
+                 "--weights", "none", "--set", "phase1.epochs=1"]) == 2
+    said = capsys.readouterr().err.removeprefix("pipeline: error: ").splitlines()[0]
+    [row] = refused_rows(workdir)
+    assert row["run"] == "tiny" and row["status"] == f"failed: {said}"
+    recipe = json.loads(row["settings"])["recipe"]  # the settings were fine: recorded resolved
+    assert recipe["arch"] == "test_efficientnet" and recipe["phases"][0]["epochs"] == 1
+    assert main(["report", "plant-seedlings"]) == 0 and "failed: " in capsys.readouterr().out
+
+
+@pytest.mark.quick
+def test_no_row_for_a_usage_error_nor_from_a_rank_other_than_0(workdir, plant_data, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "plant-seedlings", "--data", str(plant_data), "--epochs", "3"])  # never became a run
+    monkeypatch.setenv("RANK", "1")
+    from pipeline.stages.run import start_run
+    with pytest.raises(Exception, match="phase9"):
+        start_run("plant-seedlings", data=str(plant_data), assignments=["phase9.lr=1"])
+    assert not refused_rows(workdir)

@@ -9,7 +9,9 @@
    near zero; for a number, below 5% of the loss of guessing the batch's mean); if it cannot,
    labels, learning rate or frozen weights are wrong.
 Images nearly constant once decoded (vision/spread.py), which a network may still memorise, are
-a warning on the first line.
+a warning on the first line. Only the images checked are decoded (seconds, not the minutes the
+whole training set takes); the last line says how many of them, and that unreadable images and
+near duplicates among the rest are `pipeline run`'s to find.
 """
 from __future__ import annotations
 
@@ -108,9 +110,8 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
         y = rng.permutation(y)
     if r.comp.table:
         return _check_table(r, picked, y, steps, lr, frozen, out)
-    r.test_images.prepare([r.recipe.phases[-1].size])  # unreadable test images: the run's notice, said now
-    r.train_images.prepare([size])
-    imgs = r.train_images[size][picked]
+    # only the images it looks at: decoding the whole training set is the run's images stage
+    imgs = r.train_images.subset(picked, "decode check")[size]
     warning = nearly_constant(imgs, r.data_dir)
     model = fresh_model(r)
     inputs, phase = Images({size: imgs}, r.comp.symmetry), Phase(size=size, epochs=1, lr=lr)
@@ -127,7 +128,17 @@ def check(r: Run, images: int = 48, steps: int = 200, size: int = 64, lr: float 
     verdict = _loss_curve(result, f"overfit {len(y)} images at {size}px", out / "overfit.png")
     return result.passed, ((f"WARNING: {warning}\n" if warning else "")
                            + f"labelled batch (as the model sees it): {out / 'batch.png'}\n"
-                           f"{verdict}: {result.message}\nloss curve: {out / 'overfit.png'}")
+                           f"{verdict}: {result.message}\nloss curve: {out / 'overfit.png'}\n"
+                           f"{_unseen(len(y), len(y_all))}")
+
+
+def _unseen(looked: int, total: int) -> str:
+    """What check did not look at: it decodes only the images it uses."""
+    run = ("`pipeline run` decodes every one, names the unreadable and the near duplicates, and predicts "
+           "test images that cannot be read from the class prior")
+    if looked == total:
+        return f"looked at all {total} training images and no test image; {run}"
+    return f"looked at {looked} of {total} training images and no test image; {run}"
 
 
 def _check_table(r: Run, picked: np.ndarray, y: np.ndarray, steps: int, lr: float, frozen: tuple[str, ...],

@@ -4,7 +4,6 @@ tag's precision/recall at its threshold), and the images the model gets most wro
 is a file in <run>/diagnostics/: PNGs and CSVs."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +115,7 @@ def top_losses(images: np.ndarray, positions: np.ndarray, labels: np.ndarray, pr
                              "p_predicted": probs[order].max(1), "p_label": p_true, "loss": loss[order]})
         titles = [f"{r.id}\ntrue {r.label} ({r.p_label:.2f})\npred {r.predicted} ({r.p_predicted:.2f})"
                   for r in rows.itertuples()]
-    image_grid([images[positions[i]] for i in order], [textwrap.fill(t, 40, replace_whitespace=False) for t in titles],
-               path)
+    image_grid([images[positions[i]] for i in order], titles, path)  # (each line wrapped to its image's width)
     return rows
 
 

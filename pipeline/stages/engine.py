@@ -11,15 +11,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from pipeline import PipelineError
-from pipeline.core.files import held, read_json, write_json
-from pipeline.core.workdir import RUN_LOCK
-from pipeline.stages.context import Run
+from pipeline.competition import load
+from pipeline.core.files import held, is_held, read_json, write_json
+from pipeline.core.workdir import RUN_LOCK, Workdir
+from pipeline.recipe import SETTINGS, Recipe
+from pipeline.stages.context import Run, resolve_recipe
 from pipeline.tracking import registry
 
 
@@ -75,6 +77,42 @@ def record(r: Run, status: str, result: dict | None = None) -> None:
     seconds |= {name: s["seconds"] for name, s in read_json(r.run_dir / "stages.json", {}).items()}
     registry.record_run(r.workdir, settings(r), run_dir=r.run_dir, metric=r.comp.metric, stage_seconds=seconds,
                         status=status, folds=result and result["folds"], oof=result and result["oof"])
+
+
+def record_refused(comp_name: str, error: Exception, *, workdir: Workdir | None = None, run: str | None = None,
+                   recipe: Recipe | str | None = None, device: str = "auto", data: str | None = None,
+                   assignments: Sequence[str] = (), **given) -> None:
+    """The registry row of a run that `start` refused (settings the recipe cannot take, data
+    missing or disagreeing with its sample): `failed: <the error's first line>`, with what it was
+    given (the recipe's name, the command line's settings; the recipe resolved when that much
+    worked, else {}). Rank 0's; none when nothing names a run of a known competition (no such
+    competition, a run name that cannot be one), nor while another process runs that name (the
+    row is its own). Whatever goes wrong here, the run's own error is the one said."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    workdir = workdir or Workdir.default()
+    try:
+        comp = load(comp_name)
+        cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        default = "custom" if isinstance(recipe, Recipe) else recipe or ("gpu" if cuda else "cpu")
+        name = default if run is None else run
+        run_dir = workdir.run(comp.name, name)  # (a name that cannot be a run's: refused, no row)
+    except Exception:
+        return
+    if is_held(run_dir / RUN_LOCK):
+        return
+    overrides = {k: v for k, v in given.items() if k in {s.name for s in SETTINGS} and v is not None}
+    try:  # the refusal may be the settings' own
+        resolved = asdict(resolve_recipe(comp, recipe, cuda, overrides, assignments)[0])
+    except Exception:
+        resolved = {}
+    said = str(error).splitlines()[0] if str(error) else type(error).__name__
+    known = {"competition": comp.name, "slug": comp.slug, "run": name, "recipe_name": default,
+             "recipe": resolved, "given": {**overrides, "set": list(assignments)}, "data_dir": data,
+             "device": device, "versions": versions()}
+    run_dir.mkdir(parents=True, exist_ok=True)  # (as a run's own: the report says a missing one was deleted)
+    registry.record_run(workdir, known, run_dir=run_dir, metric=comp.metric, stage_seconds={},
+                        status=f"failed: {said}")
 
 
 def settings(r: Run) -> dict:

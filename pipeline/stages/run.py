@@ -24,11 +24,21 @@ from pipeline.core.files import atomic_path, file_sha1, files_fingerprint, finge
 from pipeline.core.keys import settings_for
 from pipeline.core.workdir import in_kernel, kaggle_root
 from pipeline.stages import thresholds
-from pipeline.stages.context import Run
-from pipeline.stages.engine import holding, record, settings, stage
+from pipeline.stages.context import Run, start
+from pipeline.stages.engine import holding, record, record_refused, settings, stage
 from pipeline.stages.predict import diagnostics_stage, predict_stage, scores_stage, submit_stage, thresholds_stage
 from pipeline.stages.train import fold_trained, folds_stage, train_key, train_stage
 from pipeline.tables import trees
+
+
+def start_run(competition: str, **given) -> Run:
+    """`start` (context.py) for a run: one refused there, before its stages (its settings, its
+    data), still leaves its row in the registry, as `pipeline report` lists it."""
+    try:
+        return start(competition, **given)
+    except Exception as e:
+        record_refused(competition, e, **given)
+        raise
 
 
 def run_all(r: Run) -> dict | None:

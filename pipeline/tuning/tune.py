@@ -199,10 +199,9 @@ def _shared(comp: Competition, base: Recipe, study: str, *, workdir: Workdir, da
 def run_trial(comp_name: str, recipe: Recipe, trial, run: str, *, workdir: Workdir, data: str, device: str,
               train_folds, log: Callable) -> float:
     """One trial: an ordinary run of `recipe`, its score after each epoch told to the pruner."""
-    from pipeline.stages.context import start
-    from pipeline.stages.run import run_all
-    r = start(comp_name, workdir=workdir, data=data, run=run, recipe=recipe, device=device, log=log,
-              train_folds=train_folds)
+    from pipeline.stages.run import run_all, start_run
+    r = start_run(comp_name, workdir=workdir, data=data, run=run, recipe=recipe, device=device, log=log,
+                  train_folds=train_folds)
     r.on_epoch = _reporter(trial)
     return run_all(r)["oof"]
 

@@ -122,6 +122,7 @@ class ImageCache:
         # names the disk copies: a changed, added or removed file gives new ones
         self._key = key or (files_fingerprint(self.paths) if cache_dir else None)
         self.workers = (workers or min(8, os.cpu_count() or 1)) if importable(preprocess) else 1
+        self.listings = cache_dir  # where the lists of unreadable and kept images go (None: the current folder)
         self._arrays: dict[int, np.ndarray] = {}
         self.on_unreadable = on_unreadable
         self._placeholders: dict[int, list[Unreadable]] = {}  # per size: the rows that hold no image
@@ -129,6 +130,15 @@ class ImageCache:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, positions, progress: str = "decode") -> "ImageCache":
+        """The images at `positions`, decoded in memory as the same cache would (resize, preprocess,
+        truncated JPEGs) without decoding the rest or writing cache files: a look at a few of them.
+        Unreadable ones among them are listed where this cache lists its own."""
+        part = ImageCache([self.paths[i] for i in positions], None, progress, resize=self.resize,
+                          preprocess=self.preprocess, truncated=self.truncated)
+        part.listings = self.listings
+        return part
 
     def __getitem__(self, size: int) -> np.ndarray:
         if size not in self._arrays:
@@ -325,7 +335,7 @@ class ImageCache:
 
     def listing(self, what: str) -> Path:
         """The file listing the images that are `what` ("unreadable", "truncated")."""
-        return (self.cache_dir or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
+        return (self.listings or Path.cwd()) / f"{what}-{self._key or 'images'}.txt"
 
     def _listing(self, what: str, lines: list[str]) -> Path:
         where = self.listing(what)
