@@ -26,9 +26,11 @@ export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH}
 if [ "${SMOKE:-0}" = 1 ]; then
     loop=(--arch test_efficientnet --sizes 32 --batch 8 --steps 3 --repeats 1)
     comp=digits data=() run=(--device cpu --arch test_efficientnet --weights none --folds 2)
+    sized=(--device cpu --arch test_efficientnet --weights none --train-folds 0 --set phase1.epochs=1 --set phase2.epochs=1)
 else
     loop=(--arch efficientnet_lite0 --sizes 128 224 --batch 64 --steps 60 --repeats 3)
     comp=plant-seedlings data=(--data "$repo/.gpu/plant-seedlings") run=(--recipe gpu --train-folds 0)
+    sized=()
 fi
 
 echo "## versions"
@@ -50,6 +52,20 @@ start=$SECONDS
 status=$?
 grep -vE "^\s*$" "$out/run.log" | tail -40
 echo "exit $status, wall $((SECONDS - start)) s"
+
+if [ -d .gpu/sets ]; then  # (gpu_pack.sh SET=...: a new competition, the starter's gpu recipe sized to it)
+    for comp_dir in .gpu/sets/competitions/*/; do
+        name=$(basename "$comp_dir")
+        echo; echo "## pipeline run $name --recipe gpu (the starter, sized to the data)"
+        work=$(mktemp -d)
+        start=$SECONDS
+        (cd "$work" && PIPELINE_COMPETITIONS=$repo/.gpu/sets/competitions PIPELINE_DATA=$repo/.gpu/sets/data \
+            timeout 150 "$py" -m pipeline run "$name" --recipe gpu "${sized[@]}") > "$out/run_$name.log" 2>&1
+        echo "exit $?, wall $((SECONDS - start)) s"
+        grep -E "recipe sized|OOF|stage seconds" "$out/run_$name.log"
+        "$py" benchmarks/heldout.py "$work/submissions/$name/gpu.csv" ".gpu/sets/answers/$name.csv"
+    done
+fi
 
 echo; echo "## with torch.compile (compiling counted in warm-up s)"
 if [ "${SMOKE:-0}" = 1 ]; then

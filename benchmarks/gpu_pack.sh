@@ -34,6 +34,34 @@ for f in sorted(src.rglob("*.png")):
 shutil.copy(src / "sample_submission.csv", dst / "sample_submission.csv")
 print(f"gpu_pack: {n} images re-encoded into {dst}")
 PY
+# optional: a new competition's data for the sized starter's gpu recipe (issue 31), its images
+# shrunk to 256 px on the longer side, JPEG-encoded, to fit: SET=/work/scratch/sets/data/brain_mri, with
+# $SET/../../competitions/brain_mri/ and $SET/../../answers/brain_mri.csv beside it as starter_sets.py has them
+if [ -n "${SET:-}" ]; then
+    name=$(basename "$SET") sets=$(dirname "$(dirname "$SET")")
+    mkdir -p .gpu/sets/data .gpu/sets/competitions .gpu/sets/answers
+    cp -r "$sets/competitions/$name" .gpu/sets/competitions/ && cp "$sets/answers/$name.csv" .gpu/sets/answers/
+    "$python" - "$SET" ".gpu/sets/data/$name" <<'PY'
+import shutil, sys
+from pathlib import Path
+import cv2
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+for f in sorted(p for p in src.rglob("*") if p.is_file()):
+    out = dst / f.relative_to(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED) if f.suffix.lower() != ".csv" else None
+    if img is None:
+        shutil.copy(f, out)  # (the sample, and whatever OpenCV cannot read: the run's to say)
+        continue
+    scale = 256 / max(img.shape[:2])
+    if scale < 1:
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    out.write_bytes(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())  # (by content, as above)
+print(f"gpu_pack: {dst} shrunk to 256 px, JPEG under each file's own name")
+PY
+fi
 total=$(( $(du -sb .gpu | cut -f1) + $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) ))
 echo "gpu_pack: .gpu and the repository: $((total / 1048576)) MiB of the 64 MiB a device call carries"
 [ "$total" -lt $((64 * 1048576)) ] || { echo "gpu_pack: over 64 MiB" >&2; exit 1; }
