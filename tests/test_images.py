@@ -24,6 +24,19 @@ def some_images(folder, n=22):
     return paths
 
 
+def kill_decoding_at_chunk(monkeypatch, n: int):
+    """Decoding stops as a kill would at its `n`th chunk; returns the real decode_chunk."""
+    real, calls = images.decode_chunk, []
+
+    def killed(chunk, *args):
+        calls.append(len(chunk))
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(chunk, *args)
+    monkeypatch.setattr(images, "decode_chunk", killed)
+    return real
+
+
 @pytest.mark.quick
 def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "CHUNK", 4)
@@ -31,19 +44,12 @@ def test_a_killed_build_resumes_where_it_stopped_to_the_same_bytes(tmp_path, mon
     straight = ImageCache(paths, tmp_path / "straight", key="k", workers=1)
     straight.prepare([16, 24])
 
-    real, calls = images.decode_chunk, []
-
-    def killed_on_the_fourth_chunk(chunk, *args):
-        calls.append(len(chunk))
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(chunk, *args)
-    monkeypatch.setattr(images, "decode_chunk", killed_on_the_fourth_chunk)
+    real = kill_decoding_at_chunk(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         ImageCache(paths, tmp_path / "killed", key="k", workers=1).prepare([16, 24])
     assert not list((tmp_path / "killed").glob("k-*px.npy"))  # nothing finished is claimed
 
-    calls.clear()
+    calls = []
     monkeypatch.setattr(images, "decode_chunk", lambda chunk, *args: calls.append(len(chunk)) or real(chunk, *args))
     resumed = ImageCache(paths, tmp_path / "killed", key="k", workers=1)
     resumed.prepare([16, 24])
@@ -126,14 +132,7 @@ def test_test_images_that_cannot_be_read_are_placeholder_rows_listed_and_said_on
     again = test_cache(tmp_path / "cache")
     assert [at for at, _, _ in again.unreadable(16)] == [2, 7] and len(said) == 1
     # a build killed half way (the second chunk holds image 7) resumes knowing image 2 was unreadable
-    real, calls = images.decode_chunk, []
-
-    def killed_on_the_third_chunk(chunk, *args):
-        calls.append(len(chunk))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(chunk, *args)
-    monkeypatch.setattr(images, "decode_chunk", killed_on_the_third_chunk)
+    real = kill_decoding_at_chunk(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         test_cache(tmp_path / "killed").prepare([16])
     monkeypatch.setattr(images, "decode_chunk", real)
